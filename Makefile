@@ -1,0 +1,64 @@
+# 清源 Qingyuan — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi:app
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres install dev translations lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+# Compiled message catalogues are build output (the .po files are the source).
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile -q -d app/translations 2>/dev/null || $(BIN)/pybabel compile -d app/translations
+
+run: install translations
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed-demo --if-empty
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+# The suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set or 127.0.0.1:5432 answers.
+test: dev translations
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@url="$${TEST_DATABASE_URL:-}"; \
+	if [ -z "$$url" ] && $(BIN)/python scripts/pg_available.py "$(PG_TEST_URL)"; then url="$(PG_TEST_URL)"; fi; \
+	if [ -n "$$url" ]; then \
+	  echo "== the suite again on PostgreSQL =="; \
+	  TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); \
+	elif [ -n "$${REQUIRE_POSTGRES:-}" ]; then echo "PostgreSQL required but not reachable"; exit 1; \
+	else echo "PostgreSQL not reachable: suite ran on SQLite only"; fi
+
+lint: dev
+	$(BIN)/python -m pyflakes app tests 2>/dev/null || true
+
+bench: dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
+
+# Extract every marked string (babel.cfg) into the English catalogue, then list the ones still
+# without English: fill their msgstr in app/translations/en/LC_MESSAGES/messages.po.
+.PHONY: translations-update
+translations-update: dev
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k N_ --add-location=file --sort-output \
+	  -o $(VENV)/messages.pot .
+	$(BIN)/pybabel -q update -i $(VENV)/messages.pot -d app/translations -l en \
+	  --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/python -m app.i18n

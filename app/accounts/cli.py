@@ -1,0 +1,60 @@
+"""``flask accounts create`` and ``flask accounts token``."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.accounts import services
+from app.accounts.models import User
+from app.db import session
+from app.errors import ValidationFailed
+from app.orgs.services import find_by_code
+
+accounts_cli = AppGroup("accounts", help="用户账号管理")
+
+
+@accounts_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, help="角色代码，如 township_mediator")
+@click.option("--org", "org_code", required=True, help="所属单位代码")
+@click.option("--department", default=None, help="部门联络员所属部门名称（在 --org 指定的县或乡镇下）")
+@click.option("--password", required=True)
+@click.option("--name", "display_name", default=None, help="姓名（默认同用户名）")
+@click.option("--phone", default=None)
+def create(username, role, org_code, department, password, display_name, phone):
+    """Create a user; bad role, unknown org or duplicate username exit non-zero."""
+    org = find_by_code(org_code)
+    if org is not None and department:
+        from app.orgs.models import OrgUnit
+        dept = session.scalar(select(OrgUnit).where(OrgUnit.parent_id == org.id, OrgUnit.level == "department",
+                                                    OrgUnit.name == department))
+        if dept is None:
+            raise click.ClickException(f"单位 {org_code} 下没有名为 {department} 的部门")
+        org = dept
+    try:
+        user = services.create_user(username, display_name or username, role, org, password, phone)
+    except ValidationFailed as exc:
+        session.rollback()
+        raise click.ClickException("；".join(exc.errors.values()))
+    session.commit()
+    click.echo(f"已创建用户 {user.username}（{user.role_label}，{user.org.name}）")
+
+
+@accounts_cli.command("token")
+@click.argument("username")
+@click.option("--label", default=None)
+def token(username, label):
+    """Issue an API bearer token for USERNAME and print it once."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    if not user.active:
+        raise click.ClickException(f"用户 {username} 已停用")
+    plain = services.issue_token(user, label)
+    session.commit()
+    click.echo(plain)
+
+
+def register(app) -> None:
+    app.cli.add_command(accounts_cli)

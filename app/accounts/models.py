@@ -1,0 +1,76 @@
+"""Users and API tokens."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.roles import ROLES, can
+from app.db import Base, utcnow
+from app.orgs.models import OrgUnit
+
+
+class User(UserMixin, Base):
+    """A person who logs in, with one role of PRODUCT.md §1 and one org unit.
+
+    ``session_version`` is bumped to end every session of the user (password change,
+    deactivation, the admin's "end sessions"); the login cookie carries it.
+    """
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        CheckConstraint("role IN (" + ",".join(f"'{r}'" for r in ROLES) + ")", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))
+    org_id: Mapped[int] = mapped_column(ForeignKey("org_unit.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    session_version: Mapped[int] = mapped_column(default=1)
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[Optional[datetime]]
+
+    org: Mapped[OrgUnit] = relationship(lazy="joined")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def role_label(self) -> str:
+        return ROLES.get(self.role, self.role)
+
+    def can(self, capability: str) -> bool:
+        return can(self.role, capability)
+
+    @property
+    def department_id(self) -> Optional[int]:
+        """A liaison's department is their org unit."""
+        return self.org_id if self.role == "dept_liaison" else None
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored, revocable by the admin."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[Optional[str]] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[Optional[datetime]]
+    last_used_at: Mapped[Optional[datetime]]
+
+    user: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,50 @@
+"""The JSON API (``/api/v1``): bearer-token authentication, JSON errors, and the modules that
+add routes to ``bp`` (``app.api.cases``, ``app.api.reports``).
+
+The API sees exactly what the token's user may see in the web UI: every route loads the
+user from the token and goes through the same services and scoping as the pages.
+"""
+from __future__ import annotations
+
+import importlib
+from functools import wraps
+
+from flask import Blueprint, g, request
+
+from app.accounts.services import user_for_token
+from app.errors import DomainError, error_response
+from app.extensions import csrf
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer tokens, no cookies: CSRF does not apply
+
+API_MODULES = ("app.api.cases", "app.api.actions", "app.api.reports")
+
+
+def token_required(view):
+    """Authenticate ``Authorization: Bearer <token>``; 401 in Chinese otherwise.  Sets ``g.api_user``."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+        if user is None:
+            return error_response(401, "缺少或无效的访问令牌（Authorization: Bearer <token>）。")
+        g.api_user = user
+        return view(*args, **kwargs)
+    return wrapper
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError):
+    from app.db import session
+    session.rollback()
+    return error_response(exc.status, exc.message, exc.errors)
+
+
+for _name in API_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != _name:
+            raise

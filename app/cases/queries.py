@@ -1,0 +1,345 @@
+"""Read-side queries of cases.  ``scope_cases`` is the ONE jurisdiction filter every read of
+cases goes through: pages, search, exports, reports' drill-downs, the API and attachments.
+
+Who sees what (PRODUCT.md §1, issue 3):
+- county roles (admin, county supervisor, county leader): every case of their county;
+- township roles: their township's cases;
+- village mediator: their village; grid worker: the village their grid lies in;
+- department liaison: only cases transferred or invited to their department.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Optional
+
+from sqlalchemy import Select, and_, exists, false, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.accounts.models import User
+from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
+from app.cases.models import Attachment, Case, DepartmentTask, Party
+from app.cases.vocab import OPEN_STATUSES
+from app.db import session
+from app.errors import NotFound, ValidationFailed
+from app.orgs.models import OrgUnit
+
+
+def jurisdiction_clause(user: User):
+    """The WHERE clause limiting ``Case`` rows to what ``user`` may see."""
+    org = user.org
+    if user.role in COUNTY_ROLES:
+        return Case.county_id == (org.county_id or org.id)
+    if user.role in TOWNSHIP_ROLES:
+        return Case.township_id == org.township_id
+    if user.role == "village_mediator":
+        return Case.village_id == org.id
+    if user.role == "grid_worker":
+        return Case.village_id == org.village_id
+    if user.role == "dept_liaison":
+        return Case.id.in_(select(DepartmentTask.case_id).where(DepartmentTask.department_id == org.id))
+    return false()
+
+
+def scope_cases(user: User, stmt: Optional[Select] = None) -> Select:
+    """``stmt`` (default ``select(Case)``) limited to the cases ``user`` may see."""
+    if stmt is None:
+        stmt = select(Case)
+    return stmt.where(jurisdiction_clause(user))
+
+
+def get_visible_case(user: User, number: str) -> Case:
+    """The case numbered ``number`` if ``user`` may see it; otherwise ``NotFound`` (404), so
+    a case outside the jurisdiction is indistinguishable from one that does not exist."""
+    case = session.scalar(scope_cases(user).where(Case.number == number))
+    if case is None:
+        raise NotFound()
+    return case
+
+
+def get_visible_case_by_id(user: User, case_id: int) -> Case:
+    case = session.scalar(scope_cases(user).where(Case.id == case_id))
+    if case is None:
+        raise NotFound()
+    return case
+
+
+def org_in_jurisdiction(user: User, org: OrgUnit) -> bool:
+    """Whether ``org`` lies within what ``user`` may see (for reports and org pickers)."""
+    mine = user.org
+    if user.role in COUNTY_ROLES:
+        return (org.county_id or org.id) == (mine.county_id or mine.id)
+    if user.role in TOWNSHIP_ROLES:
+        return org.township_id is not None and org.township_id == mine.township_id
+    if user.role == "village_mediator":
+        return org.id == mine.id or org.parent_id == mine.id
+    if user.role == "grid_worker":
+        return org.id in (mine.id, mine.village_id)
+    return False
+
+
+def _units_in_jurisdiction(user: User, level: str) -> Optional[Select]:
+    """SELECT of active org units of ``level`` within the user's jurisdiction (None: none)."""
+    stmt = select(OrgUnit).where(OrgUnit.level == level, OrgUnit.active)
+    mine = user.org
+    if user.role in COUNTY_ROLES:
+        return stmt.where(OrgUnit.county_id == (mine.county_id or mine.id))
+    if user.role in TOWNSHIP_ROLES:
+        return stmt.where(OrgUnit.township_id == mine.township_id)
+    if user.role in ("village_mediator", "grid_worker"):
+        village_id = mine.id if mine.level == "village" else mine.village_id
+        if level == "village":
+            return stmt.where(OrgUnit.id == village_id)
+        if level == "township":
+            return stmt.where(OrgUnit.id == mine.township_id)
+        if level == "grid":
+            return stmt.where(OrgUnit.parent_id == village_id)
+    return None
+
+
+def villages_in_jurisdiction(user: User) -> list[OrgUnit]:
+    """Villages a user may register cases in, by code."""
+    stmt = _units_in_jurisdiction(user, "village")
+    return [] if stmt is None else list(session.scalars(stmt.order_by(OrgUnit.code)))
+
+
+def townships_in_jurisdiction(user: User) -> list[OrgUnit]:
+    """Townships a user's lists may be filtered by, by code."""
+    stmt = _units_in_jurisdiction(user, "township")
+    return [] if stmt is None else list(session.scalars(stmt.order_by(OrgUnit.code)))
+
+
+def village_in_jurisdiction(user: User, code: str) -> Optional[OrgUnit]:
+    """The village with ``code`` if the user may register cases there, else None."""
+    stmt = _units_in_jurisdiction(user, "village")
+    return None if stmt is None or not code else session.scalar(stmt.where(OrgUnit.code == code.strip()))
+
+
+def grids_of(village_ids: list[int]) -> list[OrgUnit]:
+    """Active grids of the given villages (for the registration form's grid picker)."""
+    if not village_ids:
+        return []
+    return list(session.scalars(select(OrgUnit).where(OrgUnit.level == "grid", OrgUnit.active,
+                                                      OrgUnit.parent_id.in_(village_ids))
+                                .order_by(OrgUnit.code)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger list (台账): filters, search, sorting and keyset pagination (no OFFSET).
+
+SORTS = {
+    # key: (label, column expression, descending)
+    "-registered": ("登记日期（新→旧）", Case.registered_on, True),
+    "registered": ("登记日期（旧→新）", Case.registered_on, False),
+    "deadline": ("办理期限（近→远）", func.coalesce(Case.deadline_on, date(9999, 12, 31)), False),
+    "-amount": ("涉及金额（大→小）", func.coalesce(Case.amount, -1), True),
+    "number": ("编号", Case.number, False),
+}
+DEFAULT_SORT = "-registered"
+PAGE_SIZE = 50
+
+
+@dataclass
+class CaseFilters:
+    """The ledger list's filters, shared by the page, the export and the API."""
+
+    status: Optional[str] = None  # a status code, or "open"
+    type: Optional[str] = None  # a type name: matches the type or its category
+    source: Optional[str] = None
+    risk: Optional[str] = None  # high/medium/low, or "none"
+    township: Optional[str] = None  # org code
+    village: Optional[str] = None  # org code
+    date_from: Optional[date] = None
+    date_to: Optional[date] = None
+    overdue: bool = False
+    q: Optional[str] = None
+    sort: str = DEFAULT_SORT
+
+    @classmethod
+    def from_args(cls, args) -> "CaseFilters":
+        """Filters from query-string arguments; malformed values are ignored, not errors."""
+        def get(name):
+            value = (args.get(name) or "").strip()
+            return value or None
+
+        def get_date(name):
+            try:
+                return date.fromisoformat(get(name)) if get(name) else None
+            except ValueError:
+                return None
+
+        sort = get("sort") or DEFAULT_SORT
+        return cls(status=get("status"), type=get("type"), source=get("source"), risk=get("risk"),
+                   township=get("township"), village=get("village"), date_from=get_date("from"),
+                   date_to=get_date("to"), overdue=(args.get("overdue") or "") in ("1", "true", "on"),
+                   q=get("q"), sort=sort if sort in SORTS else DEFAULT_SORT)
+
+    def as_args(self) -> dict[str, str]:
+        """The non-empty filters as query-string arguments (for links and the export)."""
+        out = {"status": self.status, "type": self.type, "source": self.source, "risk": self.risk,
+               "township": self.township, "village": self.village,
+               "from": self.date_from.isoformat() if self.date_from else None,
+               "to": self.date_to.isoformat() if self.date_to else None,
+               "overdue": "1" if self.overdue else None, "q": self.q,
+               "sort": self.sort if self.sort != DEFAULT_SORT else None}
+        return {k: v for k, v in out.items() if v}
+
+
+def filtered_cases(user: User, filters: CaseFilters, today: Optional[date] = None) -> Select:
+    """``select(Case)`` scoped to the user and narrowed by ``filters`` (unsorted)."""
+    from app.cases.search import search_clause
+
+    stmt = scope_cases(user)
+    if filters.status == "open":
+        stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
+    elif filters.status:
+        stmt = stmt.where(Case.status == filters.status)
+    if filters.type:
+        stmt = stmt.where(or_(Case.dispute_type == filters.type, Case.type_category == filters.type))
+    if filters.source:
+        stmt = stmt.where(Case.source == filters.source)
+    if filters.risk == "none":
+        stmt = stmt.where(Case.risk_level.is_(None))
+    elif filters.risk:
+        stmt = stmt.where(Case.risk_level == filters.risk)
+    if filters.township:
+        stmt = stmt.where(Case.township_id == select(OrgUnit.id).where(OrgUnit.code == filters.township)
+                          .scalar_subquery())
+    if filters.village:
+        stmt = stmt.where(Case.village_id == select(OrgUnit.id).where(OrgUnit.code == filters.village)
+                          .scalar_subquery())
+    if filters.date_from:
+        stmt = stmt.where(Case.registered_on >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(Case.registered_on <= filters.date_to)
+    if filters.overdue:
+        stmt = stmt.where(Case.status.in_(OPEN_STATUSES), Case.deadline_on < (today or _today()))
+    clause = search_clause(filters.q, session.get_bind().dialect.name)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    return stmt
+
+
+def _today() -> date:
+    from app.templating import today_local
+    return today_local()
+
+
+def encode_cursor(sort: str, value, case_id: int) -> str:
+    """An opaque cursor: the sort key and the last row's sort value and id."""
+    if isinstance(value, date):
+        value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
+    raw = json.dumps([sort, value, case_id], ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str):
+    """(value, id) from a cursor made for ``sort``; ``ValidationFailed`` when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got_sort, value, case_id = json.loads(raw)
+        if got_sort != sort or not isinstance(case_id, int):
+            raise ValueError
+        if sort in ("-registered", "registered", "deadline"):
+            value = date.fromisoformat(value)
+        elif sort == "-amount":
+            value = Decimal(value)
+        elif not isinstance(value, str):
+            raise ValueError
+    except (ValueError, TypeError, json.JSONDecodeError, binascii.Error):
+        raise ValidationFailed(errors={"cursor": "翻页参数无效，请从第一页重新开始。"}) from None
+    return value, case_id
+
+
+@dataclass
+class CasePage:
+    items: list[Case]
+    next_cursor: Optional[str]
+
+
+def page_of_cases(user: User, filters: CaseFilters, cursor: Optional[str] = None,
+                  limit: int = PAGE_SIZE) -> CasePage:
+    """One keyset page of the filtered list: rows after ``cursor`` in the chosen order, with the
+    cursor of the next page (None on the last page).  Ties on the sort value break on id."""
+    _label, col, desc = SORTS[filters.sort]
+    stmt = filtered_cases(user, filters)
+    if cursor:
+        value, last_id = decode_cursor(cursor, filters.sort)
+        if desc:
+            stmt = stmt.where(or_(col < value, and_(col == value, Case.id < last_id)))
+        else:
+            stmt = stmt.where(or_(col > value, and_(col == value, Case.id > last_id)))
+    order = (col.desc(), Case.id.desc()) if desc else (col.asc(), Case.id.asc())
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)
+                                .options(selectinload(Case.parties), joinedload(Case.village),
+                                         joinedload(Case.township))))
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(filters.sort, sort_value(last, filters.sort), last.id)
+    return CasePage(items, next_cursor)
+
+
+def sort_value(case: Case, sort: str):
+    """The value of ``case`` under ``sort`` as the SQL expression computes it."""
+    if sort in ("-registered", "registered"):
+        return case.registered_on
+    if sort == "deadline":
+        return case.deadline_on or date(9999, 12, 31)
+    if sort == "-amount":
+        return case.amount if case.amount is not None else Decimal(-1)
+    return case.number
+
+
+def iter_filtered_cases(user: User, filters: CaseFilters, batch: int = 500, cap: int = 50000):
+    """Every case of the filtered list in order, fetched page by page (exports)."""
+    cursor, seen = None, 0
+    while True:
+        page = page_of_cases(user, filters, cursor, limit=batch)
+        for case in page.items:
+            yield case
+            seen += 1
+            if seen >= cap:
+                return
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
+
+
+def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_numbers: list[str],
+                             phones: list[str], today: date, window_days: int = 90,
+                             limit: int = 10) -> list[Case]:
+    """Visible cases that may be the same dispute: a party with the same ID number or phone, or
+    the same village and type registered within ``window_days`` (newest first)."""
+    conditions = [and_(Case.village_id == village_id, Case.dispute_type == dispute_type,
+                       Case.registered_on >= today - timedelta(days=window_days))]
+    if id_numbers:
+        conditions.append(exists().where(Party.case_id == Case.id, Party.id_number.in_(id_numbers)))
+    if phones:
+        conditions.append(exists().where(Party.case_id == Case.id, Party.phone.in_(phones)))
+    stmt = scope_cases(user).where(or_(*conditions)).order_by(Case.registered_on.desc(), Case.id.desc())
+    return list(session.scalars(stmt.limit(limit).options(selectinload(Case.parties),
+                                                          joinedload(Case.village))))
+
+
+def case_detail(user: User, number: str) -> Case:
+    """A visible case with what its page shows loaded (parties, timeline, places)."""
+    case = session.scalar(scope_cases(user).where(Case.number == number)
+                          .options(selectinload(Case.parties), selectinload(Case.timeline),
+                                   joinedload(Case.village), joinedload(Case.township),
+                                   joinedload(Case.grid)))
+    if case is None:
+        raise NotFound()
+    return case
+
+
+def attachments_of(case: Case) -> list[Attachment]:
+    return list(session.scalars(select(Attachment).where(Attachment.case_id == case.id)
+                                .order_by(Attachment.id)))

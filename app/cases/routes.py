@@ -1,0 +1,204 @@
+"""Pages of cases: the ledger list (台账) with search and export, registration (登记纠纷) with
+duplicate hints, and the case page with unmasking and attachments.  Every read goes through
+``app.cases.queries`` (``scope_cases``)."""
+from __future__ import annotations
+
+from io import BytesIO
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.accounts.models import User
+from app.accounts.roles import UNMASK_ROLES
+from app.audit.services import audit
+from app.cases import vocab
+from app.cases.attachments import READ_ONLY_ROLES, add_attachment, open_attachment
+from app.cases.export import export_cases
+from app.cases.forms import AttachmentForm, IntakeForm, PartyForm
+from app.cases.intake import possible_duplicates, prepare_intake, register_case
+from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
+                               page_of_cases, townships_in_jurisdiction, villages_in_jurisdiction)
+from app.db import session
+from app.errors import ValidationFailed
+from app.settings.services import active_sources, active_types
+from app.templating import today_local
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
+
+TIMELINE_LABELS = {
+    "register": "登记", "accept": "受理", "answer_directly": "直接答复", "decline": "不予受理",
+    "transfer": "转办", "department_feedback": "部门反馈", "escalate": "上报",
+    "accept_escalation": "接收上报", "return_escalation": "退回上报", "grade_risk": "定级",
+    "sign_off": "签批", "log_session": "调解记录", "invite_department": "邀请联调", "agree": "达成协议",
+    "terminate": "调解终止", "withdraw": "撤回", "follow_up": "回访", "judicial_confirmation": "司法确认",
+    "reopen": "重新办理", "hand_up": "上交", "archive": "归档", "supervise": "督办",
+    "answer_supervision": "督办回复", "attachment": "上传附件", "import": "台账导入", "mediator_change": "调解员变更",
+}
+
+
+def _require(capability: str) -> None:
+    if not current_user.can(capability):
+        abort(403)
+
+
+def _filter_choices(user: User) -> dict:
+    return {"statuses": vocab.STATUSES, "types": active_types(), "sources": active_sources(),
+            "townships": townships_in_jurisdiction(user), "villages": villages_in_jurisdiction(user),
+            "sorts": {k: v[0] for k, v in SORTS.items()}}
+
+
+@bp.get("/")
+def index():
+    _require("cases.view")
+    filters = CaseFilters.from_args(request.args)
+    page = page_of_cases(current_user, filters, request.args.get("cursor") or None)
+    return render_template("cases/index.html", page=page, filters=filters, args=filters.as_args(),
+                           first_page=not request.args.get("cursor"), today=today_local(),
+                           can_unmask_export=current_user.role in UNMASK_ROLES, **_filter_choices(current_user))
+
+
+@bp.route("/export.xlsx", methods=["GET", "POST"])
+def export():
+    """The filtered list as Excel; masked, or unmasked (POST, logged) for roles allowed to."""
+    _require("cases.view")
+    args = request.form if request.method == "POST" else request.args
+    filters = CaseFilters.from_args(args)
+    unmasked = request.method == "POST" and args.get("full") == "1" and current_user.role in UNMASK_ROLES
+    data = export_cases(current_user, filters, unmasked=unmasked)
+    audit("case.export", "case_list", None, {"filters": filters.as_args(), "unmasked": unmasked})
+    session.commit()
+    name = f"矛盾纠纷台账-{today_local().isoformat()}.xlsx"
+    return send_file(BytesIO(data), as_attachment=True, download_name=name,
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def _intake_choices(form: IntakeForm, user: User) -> dict:
+    villages = villages_in_jurisdiction(user)
+    form.source.choices = [("", _("请选择"))] + [(s, s) for s in active_sources()]
+    form.type.choices = [("", _("请选择"))] + [(t.name, t.name) for t in active_types()]
+    form.village.choices = [("", _("请选择"))] + [(v.code, v.name) for v in villages]
+    grids = grids_of([v.id for v in villages])
+    form.grid.choices = [("", _("（不指定）"))] + [(g.code, g.name) for g in grids]
+    by_id = {v.id: v for v in villages}
+    return {"villages": villages, "grids": [(g, by_id.get(g.parent_id)) for g in grids]}
+
+
+def _prefill_from_reception(form: IntakeForm, entry) -> None:
+    form.reception.data = str(entry.id)
+    form.source.data = "群众来访"
+    form.summary.data = entry.matter
+    form.people_involved.data = str(entry.headcount) if entry.headcount else ""
+    names = [n for n in entry.visitor_names.replace("，", ",").replace("、", ",").split(",") if n.strip()]
+    while len(form.parties.entries) < min(len(names), 10):
+        form.parties.append_entry()
+    for i, name in enumerate(names[:len(form.parties.entries)]):
+        row = form.parties.entries[i].form
+        row.name.data = name.strip()
+        row.role.data = "applicant"
+        if i == 0 and entry.phone:
+            row.phone.data = entry.phone
+    if entry.village_id:
+        from app.orgs.models import OrgUnit
+        village = session.get(OrgUnit, entry.village_id)
+        form.village.data = village.code if village else None
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    _require("cases.register")
+    from app.reception.services import get_visible_entry
+    form = IntakeForm()
+    ctx = _intake_choices(form, current_user)
+    entry_id = request.args.get("reception") or form.reception.data
+    entry = get_visible_entry(current_user, int(entry_id)) if entry_id and str(entry_id).isdigit() else None
+    if request.method == "GET":
+        for row, role in zip(form.parties.entries, ("applicant", "respondent")):
+            row.form.role.data = row.form.role.data or role
+        if current_user.role in ("village_mediator", "grid_worker") and len(ctx["villages"]) == 1:
+            form.village.data = ctx["villages"][0].code
+            if current_user.org.level == "grid":
+                form.grid.data = current_user.org.code
+        if entry is not None:
+            _prefill_from_reception(form, entry)
+    errors, duplicates, status = {}, [], 200
+    if form.validate_on_submit():
+        try:
+            intake = prepare_intake(current_user, form.intake_data())
+            if form.confirm_duplicates.data != "1":
+                duplicates = possible_duplicates(current_user, intake)
+            if not duplicates:
+                case = register_case(current_user, intake, reception_entry=entry)
+                session.commit()
+                flash(_("已登记，编号 %(number)s。", number=case.number), "success")
+                return redirect(url_for("cases.detail", number=case.number))
+            form.confirm_duplicates.data = "1"
+        except ValidationFailed as exc:
+            session.rollback()
+            errors, status = form.apply_errors(exc.errors), 422
+            if not errors:
+                errors = {"_": _("提交的内容有误，请检查标红的栏目。")}
+    elif request.method == "POST":
+        errors, status = {"csrf": _("表单已过期，请重新提交。")}, 400
+    return render_template("cases/new.html", form=form, entry=entry, errors=errors, duplicates=duplicates,
+                           blank_party=PartyForm(prefix="parties-__INDEX__"), **ctx), status
+
+
+def _detail_context(case, show_full: bool = False) -> dict:
+    users = {}
+    for uid in {case.registered_by_id, case.lead_mediator_id, *[t.actor_id for t in case.timeline]} - {None}:
+        users[uid] = session.get(User, uid)
+    return {"case": case, "show_full": show_full, "attachments": attachments_of(case),
+            "users": users, "timeline_labels": TIMELINE_LABELS, "today": today_local(),
+            "can_unmask": current_user.role in UNMASK_ROLES,
+            "can_upload": current_user.role not in READ_ONLY_ROLES, "upload_form": AttachmentForm()}
+
+
+@bp.get("/<number>")
+def detail(number: str):
+    _require("cases.view")
+    return render_template("cases/detail.html", **_detail_context(case_detail(current_user, number)))
+
+
+@bp.post("/<number>/unmask")
+def unmask(number: str):
+    """显示完整信息: the page with ID numbers and phones in full, for roles allowed to; logged."""
+    _require("cases.view")
+    case = case_detail(current_user, number)
+    if current_user.role not in UNMASK_ROLES:
+        abort(403)
+    form = AttachmentForm()  # CSRF check only
+    if not form.validate_on_submit() and form.csrf_token.errors:
+        abort(400)
+    audit("case.unmask", "case", case.number, {"parties": [p.id for p in case.parties]})
+    session.commit()
+    return render_template("cases/detail.html", **_detail_context(case, show_full=True))
+
+
+@bp.post("/<number>/attachments")
+def upload_attachment(number: str):
+    _require("cases.view")
+    case = get_visible_case(current_user, number)
+    form = AttachmentForm()
+    if not form.validate_on_submit():
+        abort(400)
+    upload = request.files.get("file")
+    try:
+        add_attachment(current_user, case, upload.stream if upload else BytesIO(), upload.filename if upload else "")
+    except ValidationFailed as exc:
+        session.rollback()
+        flash(next(iter(exc.errors.values()), exc.message), "danger")
+        return redirect(url_for("cases.detail", number=number, _anchor="attachments"))
+    session.commit()
+    flash(_("附件已上传。"), "success")
+    return redirect(url_for("cases.detail", number=number, _anchor="attachments"))
+
+
+@bp.get("/<number>/attachments/<int:attachment_id>")
+def attachment(number: str, attachment_id: int):
+    _require("cases.view")
+    att, path = open_attachment(current_user, number, attachment_id)
+    resp: Response = send_file(path, mimetype=att.content_type, download_name=att.filename,
+                               as_attachment=att.content_type == "application/pdf" and request.args.get("dl") == "1")
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp

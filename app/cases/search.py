@@ -1,0 +1,137 @@
+"""Full-text search of cases over number, party names and summary, finding Chinese substrings
+(排水 in 排水沟堵塞) on both databases.
+
+- SQLite: an FTS5 ``trigram`` table ``case_search`` (rowid = case id) kept in step with
+  ``dispute_case`` and ``party`` by triggers, so bulk writers (the ledger importer) need do
+  nothing.  Terms of 3+ characters use MATCH; 1–2 characters use LIKE on the base tables
+  (a trigram index cannot answer them; on SQLite 3.40 LIKE on the FTS table returns nothing).
+- PostgreSQL: ``pg_trgm`` GIN indexes on the summary, the number and party names; ILIKE uses
+  them for 3+ characters (the database needs a UTF-8 ctype).
+
+``install_search(connection)`` creates all of it and is idempotent: the migration calls it,
+and an ``after_create`` hook on the metadata calls it so ``create_all`` (tests) installs it.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, bindparam, column, event, exists, or_, select, text, union
+from sqlalchemy.engine import Connection
+
+from app.cases.models import Case, Party
+from app.db import Base
+
+SQLITE_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS case_search USING fts5(number, names, summary, tokenize='trigram')",
+    """CREATE TRIGGER IF NOT EXISTS case_search_ai AFTER INSERT ON dispute_case BEGIN
+         INSERT INTO case_search(rowid, number, names, summary) VALUES (new.id, new.number,
+           coalesce((SELECT group_concat(name, ' ') FROM party WHERE case_id = new.id), ''), new.summary);
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS case_search_au AFTER UPDATE OF number, summary ON dispute_case BEGIN
+         UPDATE case_search SET number = new.number, summary = new.summary WHERE rowid = new.id;
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS case_search_ad AFTER DELETE ON dispute_case BEGIN
+         DELETE FROM case_search WHERE rowid = old.id;
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS party_search_ai AFTER INSERT ON party BEGIN
+         UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
+           WHERE case_id = new.case_id), '') WHERE rowid = new.case_id;
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS party_search_au AFTER UPDATE OF name, case_id ON party BEGIN
+         UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
+           WHERE case_id = old.case_id), '') WHERE rowid = old.case_id;
+         UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
+           WHERE case_id = new.case_id), '') WHERE rowid = new.case_id;
+       END""",
+    """CREATE TRIGGER IF NOT EXISTS party_search_ad AFTER DELETE ON party BEGIN
+         UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
+           WHERE case_id = old.case_id), '') WHERE rowid = old.case_id;
+       END""",
+]
+SQLITE_REBUILD = """INSERT INTO case_search(rowid, number, names, summary)
+    SELECT c.id, c.number, coalesce((SELECT group_concat(p.name, ' ') FROM party p WHERE p.case_id = c.id), ''),
+           c.summary FROM dispute_case c WHERE c.id NOT IN (SELECT rowid FROM case_search)"""
+
+POSTGRES_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS ix_case_summary_trgm ON dispute_case USING gin (summary gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_case_number_trgm ON dispute_case USING gin (number gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_party_name_trgm ON party USING gin (name gin_trgm_ops)",
+]
+
+
+def install_search(connection: Connection) -> None:
+    """Create the search table/triggers (SQLite) or extension/indexes (PostgreSQL); idempotent.
+    Also indexes cases that exist already (a database upgraded with data)."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        for ddl in SQLITE_DDL:
+            connection.exec_driver_sql(ddl)
+        connection.exec_driver_sql(SQLITE_REBUILD)
+    elif name == "postgresql":
+        for ddl in POSTGRES_DDL:
+            connection.exec_driver_sql(ddl)
+
+
+def drop_search(connection: Connection) -> None:
+    """Undo ``install_search`` (migration downgrade)."""
+    if connection.dialect.name == "sqlite":
+        for trig in ("case_search_ai", "case_search_au", "case_search_ad", "party_search_ai",
+                     "party_search_au", "party_search_ad"):
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trig}")
+        connection.exec_driver_sql("DROP TABLE IF EXISTS case_search")
+    elif connection.dialect.name == "postgresql":
+        for ix in ("ix_case_summary_trgm", "ix_case_number_trgm", "ix_party_name_trgm"):
+            connection.exec_driver_sql(f"DROP INDEX IF EXISTS {ix}")
+
+
+def _after_create(target, connection, tables=None, **_kw) -> None:
+    names = {t.name for t in tables} if tables is not None else set(target.tables)
+    if "dispute_case" in names or tables is None:
+        install_search(connection)
+
+
+event.listen(Base.metadata, "after_create", _after_create)
+
+
+def _like_pattern(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _like_clause(term: str, operator: str = "like"):
+    pattern = _like_pattern(term)
+
+    def match(col):
+        return col.ilike(pattern, escape="\\") if operator == "ilike" else col.like(pattern, escape="\\")
+
+    return or_(match(Case.number), match(Case.summary),
+               exists().where(Party.case_id == Case.id, match(Party.name)))
+
+
+def search_terms(q: str | None) -> list[str]:
+    """The whitespace-separated terms of a query (at most 5)."""
+    return [t for t in (q or "").split() if t][:5]
+
+
+def search_clause(q: str | None, dialect: str):
+    """A WHERE clause on ``Case`` that every term of ``q`` matches (number, party names or
+    summary), or None for an empty query."""
+    terms = search_terms(q)
+    if not terms:
+        return None
+    clauses = []
+    for i, term in enumerate(terms):
+        if dialect == "sqlite" and len(term) >= 3:
+            phrase = '"' + term.replace('"', '""') + '"'
+            match = text(f"SELECT rowid FROM case_search WHERE case_search MATCH :fts_{i}").bindparams(
+                bindparam(f"fts_{i}", phrase)).columns(column("rowid"))
+            clauses.append(Case.id.in_(match))
+        elif dialect == "postgresql" and len(term) >= 3:
+            # One indexed lookup per column (each answers from its pg_trgm GIN index), so a
+            # rare term costs a few index probes instead of a scan of the ordered list.
+            pattern = _like_pattern(term)
+            ids = union(select(Case.id).where(Case.summary.ilike(pattern, escape="\\")),
+                        select(Case.id).where(Case.number.ilike(pattern, escape="\\")),
+                        select(Party.case_id).where(Party.name.ilike(pattern, escape="\\")))
+            clauses.append(Case.id.in_(ids))
+        else:
+            clauses.append(_like_clause(term, "ilike" if dialect == "postgresql" else "like"))
+    return and_(*clauses)

@@ -1,0 +1,107 @@
+"""Database plumbing: the declarative ``Base``, the engine and a scoped session.
+
+Plain SQLAlchemy (no Flask-SQLAlchemy) so Alembic's ``env.py`` and scripts can import the
+metadata with no app.  Services only ``flush()``; the request (or CLI command) commits once.
+
+SQLite gets WAL, a 10 s busy timeout, ``synchronous=NORMAL`` and ``BEGIN IMMEDIATE`` for
+every transaction: a deferred transaction that reads and then writes gets "database is
+locked" at once when another process writes, whatever the timeout says.
+"""
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime, timezone
+
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations can drop constraints by name."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+write_intent: ContextVar[bool] = ContextVar("write_intent", default=True)
+"""False for GET/HEAD requests: their SQLite transactions begin DEFERRED so readers run in
+parallel under WAL; everything else (POSTs, CLI commands, tests) begins IMMEDIATE."""
+
+session = scoped_session(sessionmaker(expire_on_commit=False))
+"""The one session of a request, a CLI command or a test; removed at app-context teardown."""
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC; stored as UTC, shown in Asia/Shanghai."""
+    return datetime.now(timezone.utc)
+
+
+def make_engine(url: str, echo: bool = False) -> Engine:
+    """Create the engine for ``url`` with the SQLite settings described in the module docstring."""
+    if url.startswith("sqlite"):
+        kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 10}}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, echo=echo, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # pragma: no cover
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+
+
+def is_sqlite(bind=None) -> bool:
+    """True when the session's database is SQLite (for the few dialect-specific queries)."""
+    bind = bind or session.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+def autogenerate_include_name(name, type_, parent_names) -> bool:
+    """Alembic filter: leave out the search objects of ``app.cases.search`` (the FTS5 table and
+    its shadow tables, the pg_trgm indexes): the migration creates them by hand, not the models."""
+    if type_ == "table" and name and name.startswith("case_search"):
+        return False
+    if type_ == "index" and name and name.endswith("_trgm"):
+        return False
+    return True
+
+
+def init_app(app) -> None:
+    """Bind the scoped session to an engine made from ``DATABASE_URL``; touches no data."""
+    engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
+    app.extensions["sqlalchemy_engine"] = engine
+    session.configure(bind=engine)
+
+    @app.teardown_appcontext
+    def _remove_session(_exc=None):
+        from flask import g
+        # The test client keeps one session (bound to a rolled-back connection) across requests.
+        if not g.get("keep_db_session"):
+            session.remove()
+
+
+def get_engine(app) -> Engine:
+    return app.extensions["sqlalchemy_engine"]

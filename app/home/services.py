@@ -1,0 +1,82 @@
+"""What a person's 工作台 shows: counts of their cases by state, their newest cases, and the
+to-do sections later features add through ``TODO_PROVIDERS``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.cases.models import Case
+from app.cases.queries import scope_cases
+from app.cases.vocab import STATUSES
+from app.db import session
+
+
+@dataclass
+class TodoItem:
+    """One thing to do, with the link where it is done."""
+    title: str
+    url: str
+    detail: str = ""
+    badge: str = ""  # "" / "warning" (黄牌) / "danger" (红牌)
+
+
+@dataclass
+class TodoSection:
+    title: str
+    items: list[TodoItem] = field(default_factory=list)
+    more_url: str | None = None
+
+
+# Later features register functions ``provider(user) -> TodoSection | None``.
+TODO_PROVIDERS: list[Callable[[User], TodoSection | None]] = []
+
+
+@dataclass
+class AdminSummary:
+    """What the administrator's 工作台 shows instead of case work: the tree, the accounts and
+    the newest audit records."""
+    units_by_level: dict[str, int]
+    active_users: int
+    inactive_users: int
+    recent_audit: list
+
+
+@dataclass
+class Workbench:
+    status_counts: dict[str, int]
+    recent: list[Case]
+    todos: list[TodoSection]
+    org_path: list[str] = field(default_factory=list)
+    admin: AdminSummary | None = None
+
+
+def workbench(user: User) -> Workbench:
+    """Assemble the 工作台 of ``user`` from scoped queries."""
+    counts = dict(session.execute(
+        scope_cases(user, select(Case.status, func.count(Case.id))).group_by(Case.status)).all())
+    status_counts = {code: counts.get(code, 0) for code in STATUSES}
+    recent = list(session.scalars(scope_cases(user).order_by(Case.registered_at.desc(), Case.id.desc()).limit(8)))
+    todos = [section for provider in TODO_PROVIDERS if (section := provider(user)) is not None]
+    return Workbench(status_counts, recent, todos, org_path(user.org),
+                     admin_summary() if user.can("admin") else None)
+
+
+def org_path(unit) -> list[str]:
+    """Names from the county down to ``unit`` (示范县 › 南湖镇 › 朱湖社区 › 第1网格)."""
+    names = []
+    while unit is not None:
+        names.append(unit.name)
+        unit = unit.parent
+    return names[::-1]
+
+
+def admin_summary() -> AdminSummary:
+    from app.audit.models import AuditLog
+    from app.orgs.models import OrgUnit
+    by_level = dict(session.execute(select(OrgUnit.level, func.count(OrgUnit.id)).group_by(OrgUnit.level)).all())
+    by_state = dict(session.execute(select(User.active, func.count(User.id)).group_by(User.active)).all())
+    audit_rows = list(session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(8)))
+    return AdminSummary(by_level, by_state.get(True, 0), by_state.get(False, 0), audit_rows)

@@ -1,0 +1,271 @@
+"""Read side of joint mediation: the roster with how many cases each person joined and the
+suggestions for a case, what the case page's mediation section shows, the follow-up and
+judicial-confirmation due lists, and the 清仓 backlog view.  Every read of cases goes through
+``scope_cases``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Optional
+
+from sqlalchemy import distinct, func, or_, select
+
+from app.accounts.models import User
+from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
+from app.cases.models import Case, DepartmentTask, FollowUp
+from app.cases.queries import scope_cases
+from app.cases.services import MEDIATOR_ROLES
+from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
+from app.db import session
+from app.mediation.models import (Agreement, CaseClosure, JudicialConfirmation, MediationSession, MediatorChange,
+                                  RosterMember, SessionParticipant)
+from app.orgs.models import OrgUnit
+from app.templating import today_local
+from app.workflow import deadlines
+
+
+# ---------------------------------------------------------------------------------------------
+# Roster
+
+def roster_orgs(user: User) -> list[OrgUnit]:
+    """Townships and villages whose roster the user may see and add to."""
+    org = user.org
+    stmt = select(OrgUnit).where(OrgUnit.active, OrgUnit.level.in_(("township", "village")))
+    if user.role in COUNTY_ROLES:
+        stmt = stmt.where(OrgUnit.county_id == (org.county_id or org.id))
+    elif user.role in TOWNSHIP_ROLES:
+        stmt = stmt.where(or_(OrgUnit.id == org.township_id, OrgUnit.township_id == org.township_id))
+    elif user.role in ("village_mediator", "grid_worker"):
+        vid = org.id if org.level == "village" else org.village_id
+        stmt = stmt.where(OrgUnit.id == vid)
+    else:
+        return []
+    return list(session.scalars(stmt.order_by(OrgUnit.code)))
+
+
+def _case_counts_by_roster(ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(SessionParticipant.roster_id, func.count(distinct(SessionParticipant.case_id)))
+                                .where(SessionParticipant.roster_id.in_(ids))
+                                .group_by(SessionParticipant.roster_id)).all())
+
+
+def _case_counts_by_user(ids: list[int]) -> dict[int, int]:
+    """Cases a user joined: as lead mediator or as a session participant."""
+    if not ids:
+        return {}
+    counts: dict[int, set] = {i: set() for i in ids}
+    for uid, cid in session.execute(select(Case.lead_mediator_id, Case.id).where(Case.lead_mediator_id.in_(ids))):
+        counts[uid].add(cid)
+    for uid, cid in session.execute(select(SessionParticipant.user_id, SessionParticipant.case_id)
+                                    .where(SessionParticipant.user_id.in_(ids))):
+        counts[uid].add(cid)
+    return {k: len(v) for k, v in counts.items()}
+
+
+@dataclass
+class RosterRow:
+    kind: str
+    name: str
+    org: OrgUnit
+    specialty: Optional[str]
+    phone: Optional[str]
+    cases: int
+    member: Optional[RosterMember] = None
+    user: Optional[User] = None
+    score: int = 0
+    why: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"u{self.user.id}" if self.member is None and self.user else f"r{self.member.id}"
+
+
+def roster(user: User, org_id: Optional[int] = None) -> list[RosterRow]:
+    """The 调解力量库 of the user's units: mediators with logins, then people without."""
+    orgs = roster_orgs(user)
+    if org_id:
+        orgs = [o for o in orgs if o.id == org_id]
+    ids = [o.id for o in orgs]
+    if not ids:
+        return []
+    by_id = {o.id: o for o in orgs}
+    users = list(session.scalars(select(User).where(User.active, User.role.in_(sorted(MEDIATOR_ROLES)),
+                                                    User.org_id.in_(ids)).order_by(User.org_id, User.display_name)))
+    members = list(session.scalars(select(RosterMember).where(RosterMember.active, RosterMember.org_id.in_(ids))
+                                   .order_by(RosterMember.org_id, RosterMember.kind, RosterMember.name)))
+    ucount = _case_counts_by_user([u.id for u in users])
+    mcount = _case_counts_by_roster([m.id for m in members])
+    rows = [RosterRow("mediator", u.display_name, by_id[u.org_id], u.role_label, u.phone, ucount.get(u.id, 0),
+                      user=u) for u in users]
+    rows += [RosterRow(m.kind, m.name, by_id[m.org_id], m.specialty, m.phone, mcount.get(m.id, 0), member=m)
+             for m in members]
+    return rows
+
+
+def roster_for_case(case: Case) -> list[RosterMember]:
+    """Roster members of the case's township (and its villages)."""
+    return list(session.scalars(select(RosterMember).join(OrgUnit, RosterMember.org_id == OrgUnit.id)
+                                .where(RosterMember.active, or_(OrgUnit.id == case.township_id,
+                                                                OrgUnit.township_id == case.township_id))
+                                .order_by(RosterMember.name)))
+
+
+def suggestions(case: Case, limit: int = 8) -> list[RosterRow]:
+    """Who to invite: same village first, then same township; matching specialty ranks higher;
+    among equals, fewer cases joined first."""
+    members = roster_for_case(case)
+    counts = _case_counts_by_roster([m.id for m in members])
+    words = {w for w in (case.dispute_type, case.type_category) if w}
+    rows = []
+    for m in members:
+        why, score = [], 0
+        if m.org_id == case.village_id:
+            score += 2
+            why.append("同村")
+        else:
+            why.append("同乡镇")
+        spec = m.specialty or ""
+        if any(w in spec for w in words):
+            score += 3
+            why.append(f"擅长{case.type_category}")
+        rows.append(RosterRow(m.kind, m.name, m.org, m.specialty, m.phone, counts.get(m.id, 0), member=m,
+                              score=score, why=why))
+    rows.sort(key=lambda r: (-r.score, r.cases, r.name))
+    return rows[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+# The case page's section
+
+def case_records(case: Case) -> dict[str, Any]:
+    sessions = list(session.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
+                                    .order_by(MediationSession.held_on, MediationSession.id)))
+    agreements = list(session.scalars(select(Agreement).where(Agreement.case_id == case.id).order_by(Agreement.id)))
+    invites = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id,
+                                                               DepartmentTask.kind == "invite")
+                                   .order_by(DepartmentTask.id)))
+    closures = list(session.scalars(select(CaseClosure).where(CaseClosure.case_id == case.id).order_by(CaseClosure.id)))
+    follow_ups = list(session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)))
+    confirmations = list(session.scalars(select(JudicialConfirmation).where(JudicialConfirmation.case_id == case.id)
+                                         .order_by(JudicialConfirmation.id)))
+    changes = list(session.scalars(select(MediatorChange).where(MediatorChange.case_id == case.id)
+                                   .order_by(MediatorChange.id)))
+    return {"sessions": sessions, "agreements": agreements, "agreement": agreements[-1] if agreements else None,
+            "invites": invites, "closures": closures, "follow_ups": follow_ups, "confirmations": confirmations,
+            "changes": changes}
+
+
+def confirmation_deadline(case: Case) -> Optional[date]:
+    if case.outcome != "success" or case.closed_on is None:
+        return None
+    return deadlines.add_days(case.closed_on, "judicial_confirmation")
+
+
+# ---------------------------------------------------------------------------------------------
+# Due lists
+
+def follow_ups_due(user: User, limit: int = 200) -> list[Case]:
+    """Closed agreements without a follow-up since the close, oldest due first."""
+    stmt = scope_cases(user).where(Case.status == "closed", Case.outcome == "success",
+                                   or_(Case.followed_up_on.is_(None), Case.followed_up_on < Case.closed_on))
+    return list(session.scalars(stmt.order_by(Case.follow_up_due_on, Case.closed_on, Case.id).limit(limit)))
+
+
+def confirmations_due(user: User, today: Optional[date] = None, window_days: int = 30) -> list[tuple[Case, date]]:
+    """Agreements still inside their 30-day judicial-confirmation window with no application,
+    each with its last day."""
+    today = today or today_local()
+    applied = select(JudicialConfirmation.case_id)
+    stmt = scope_cases(user).where(Case.status == "closed", Case.outcome == "success",
+                                   Case.closed_on >= today - timedelta(days=window_days + 40),
+                                   Case.id.not_in(applied)).order_by(Case.closed_on, Case.id)
+    rows = []
+    for c in session.scalars(stmt.limit(500)):
+        last = confirmation_deadline(c)
+        if last is not None and last >= today:
+            rows.append((c, last))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# 清仓 backlog
+
+BUCKETS = {"le30": "≤30天", "d31_90": "31–90天", "gt90": ">90天"}
+
+
+def age_bucket(registered_on: date, as_of: date) -> str:
+    days = (as_of - registered_on).days
+    return "le30" if days <= 30 else ("d31_90" if days <= 90 else "gt90")
+
+
+@dataclass
+class Backlog:
+    as_of: date
+    cases: list[Case]
+    total: int
+    overdue: int
+    by_bucket: dict[str, int]
+    by_level: dict[str, int]
+    by_risk: dict[str, int]
+    by_township: list[tuple[str, dict[str, int]]]
+    year_start_backlog: int
+    year_start_cleared: int
+
+    @property
+    def cleared_rate(self) -> Optional[float]:
+        if not self.year_start_backlog:
+            return None
+        return 100.0 * self.year_start_cleared / self.year_start_backlog
+
+
+def backlog(user: User, as_of: Optional[date] = None, filters: Optional[dict] = None) -> Backlog:
+    """Open cases (待研判, 调解中, 已上报, 已转办) registered on or before ``as_of``, by age bucket
+    (days from registration), handling level, township and risk; overdue = past the deadline.
+    The start-of-year backlog: registered before 1 January and not closed before it (never
+    declined); cleared = those of them closed since."""
+    as_of = as_of or today_local()
+    filters = filters or {}
+    stmt = scope_cases(user).where(Case.status.in_(OPEN_STATUSES), Case.registered_on <= as_of)
+    if filters.get("township"):
+        stmt = stmt.where(Case.township_id == int(filters["township"]))
+    if filters.get("level") in LEVELS:
+        stmt = stmt.where(Case.handling_level == filters["level"])
+    if filters.get("risk") in RISK_LEVELS:
+        stmt = stmt.where(Case.risk_level == filters["risk"])
+    if filters.get("bucket") in BUCKETS:
+        b = filters["bucket"]
+        if b == "le30":
+            stmt = stmt.where(Case.registered_on >= as_of - timedelta(days=30))
+        elif b == "d31_90":
+            stmt = stmt.where(Case.registered_on < as_of - timedelta(days=30),
+                              Case.registered_on >= as_of - timedelta(days=90))
+        else:
+            stmt = stmt.where(Case.registered_on < as_of - timedelta(days=90))
+    if filters.get("overdue") == "1":
+        stmt = stmt.where(Case.deadline_on < as_of)
+    cases = list(session.scalars(stmt.order_by(Case.registered_on, Case.id)))
+    by_bucket = {k: 0 for k in BUCKETS}
+    by_level = {k: 0 for k in LEVELS}
+    by_risk = {k: 0 for k in (*RISK_LEVELS, "none")}
+    townships: dict[str, dict[str, int]] = {}
+    overdue = 0
+    for c in cases:
+        b = age_bucket(c.registered_on, as_of)
+        by_bucket[b] += 1
+        by_level[c.handling_level] = by_level.get(c.handling_level, 0) + 1
+        by_risk[c.risk_level or "none"] += 1
+        t = townships.setdefault(c.township.name, {"total": 0, "overdue": 0, **{k: 0 for k in BUCKETS}})
+        t["total"] += 1
+        t[b] += 1
+        if c.deadline_on and c.deadline_on < as_of:
+            overdue += 1
+            t["overdue"] += 1
+    jan1 = date(as_of.year, 1, 1)
+    start = scope_cases(user, select(func.count(Case.id))).where(
+        Case.registered_on < jan1, Case.status != "declined",
+        or_(Case.closed_on.is_(None), Case.closed_on >= jan1))
+    cleared = start.where(Case.closed_on.is_not(None), Case.closed_on <= as_of)
+    return Backlog(as_of, cases, len(cases), overdue, by_bucket, by_level, by_risk, sorted(townships.items()),
+                   session.scalar(start) or 0, session.scalar(cleared) or 0)

@@ -1,0 +1,60 @@
+"""``flask report monthly`` and ``flask report period`` (PRODUCT.md §10)."""
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+from flask.cli import AppGroup
+
+from app.orgs.services import find_by_code
+from app.reports.params import ReportParamError, parse_month, parse_period_dates
+from app.reports.queries import Period, monthly_report, period_report
+
+report_cli = AppGroup("report", help="统计报表（§6 口径）")
+
+
+def _org(code: str):
+    org = find_by_code(code)
+    if org is None or org.level not in ("county", "township", "village"):
+        raise click.ClickException(f"单位代码 {code} 不存在，或不是县、乡镇、村")
+    return org
+
+
+def _emit(report: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=1))
+        return
+    from app.reports.text import render_text
+    click.echo(render_text(report))
+
+
+@report_cli.command("monthly")
+@click.option("--org", "org_code", required=True)
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--json", "as_json", is_flag=True)
+def monthly(org_code, month, as_json):
+    """The monthly report (本月 and 本年累计) of an org unit."""
+    try:
+        year, mon = parse_month(month)
+    except ReportParamError as exc:
+        raise click.ClickException(str(exc))
+    _emit(monthly_report(_org(org_code), year, mon), as_json)
+
+
+@report_cli.command("period")
+@click.option("--org", "org_code", required=True)
+@click.option("--from", "date_from", required=True, help="YYYY-MM-DD")
+@click.option("--to", "date_to", required=True, help="YYYY-MM-DD")
+@click.option("--json", "as_json", is_flag=True)
+def period(org_code, date_from, date_to, as_json):
+    """The report of an org unit for any inclusive period."""
+    try:
+        start, end = parse_period_dates(date_from, date_to)
+    except ReportParamError as exc:
+        raise click.ClickException(str(exc))
+    _emit(period_report(_org(org_code), Period(start, end)), as_json)
+
+
+def register(app) -> None:
+    app.cli.add_command(report_cli)

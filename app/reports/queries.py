@@ -1,0 +1,276 @@
+"""Every figure of PRODUCT.md §6 for an org unit (with everything under it) and an inclusive
+period, computed with SQL aggregates identical on SQLite and PostgreSQL.
+
+Each case figure is ONE predicate on ``Case`` (``case_predicates``): the report sums it, and
+the drill-down lists the cases matching it, so a list's length always equals its figure.
+
+Counting decisions (each reproduces the sample county's expected.json exactly):
+- ``registered``: ``registered_on`` in P.  ``accepted``: registered in P and not declined
+  (不予受理), whenever it was declined.
+- ``closed`` is a flow: ``closed_on`` in P, whatever the outcome; declined cases have no
+  ``closed_on``, so they are never closed.
+- ``accepted_resolved`` is a cohort: accepted in P and closed as resolved (调解成功, 直接答复化解,
+  部门处理化解) on or before the end of P — a case closed the day after P does not count.
+- ``timely_closed``: closed in P with ``closed_on <= deadline_on``.
+- ``backlog``: registered on or before the end of P, not declined, and not closed by the end
+  of P; ageing is the days from registration to the end of P (≤30, 31–90, >90).
+- level shares are among resolved in P, by the level the case was resolved at
+  (``handling_level`` at close); ``within_county`` = resolved ÷ (resolved + closed in P with
+  上报县级以上).
+- follow-up, satisfaction and performance rates use the follow-up recorded on the case
+  (``followed_up_on``, ``satisfaction``, ``performance``) whatever its date: a follow-up
+  made after P still counts for an agreement closed in P.
+- ``high_risk.signed_off_24h_rate``: graded 高 among accepted in P and signed off within 24
+  hours of first being graded 高, ÷ graded 高 among accepted in P.
+- visitors / direct answers come from the reception log (``received_on`` in P);
+  ``screening_coverage`` = villages in U with a sweep whose period overlaps P ÷ villages in U.
+- Rates are percentages rounded half-up to one decimal, ``None`` for a zero denominator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Optional
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.cases.models import Case
+from app.cases.vocab import MEDIATED_OUTCOMES, RESOLVED_OUTCOMES
+from app.db import session
+from app.orgs.models import OrgUnit
+from app.reception.models import ReceptionEntry
+from app.screening.models import Sweep
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive date range in the county's time zone."""
+
+    start: date
+    end: date
+
+    def as_json(self) -> dict[str, str]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
+
+
+def month_period(year: int, month: int) -> Period:
+    first = date(year, month, 1)
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    return Period(first, nxt - timedelta(days=1))
+
+
+def rate(numerator: int, denominator: int) -> Optional[float]:
+    """Percentage rounded half-up to one decimal; None when the denominator is 0."""
+    if not denominator:
+        return None
+    value = (Decimal(numerator) * 100 / Decimal(denominator)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return float(value)
+
+
+# ---------------------------------------------------------------- scope
+
+def org_clause(org: OrgUnit, model=Case) -> ColumnElement[bool]:
+    """Rows of ``model`` located in ``org`` or under it."""
+    if org.level == "county":
+        return model.county_id == org.id
+    if org.level == "township":
+        return model.township_id == org.id
+    if org.level == "village":
+        return model.village_id == org.id
+    raise ValueError(f"reports are for a county, a township or a village, not {org.level}")
+
+
+# ---------------------------------------------------------------- predicates
+
+def _signed_off_within_24h() -> ColumnElement[bool]:
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return func.julianday(Case.signed_off_at) - func.julianday(Case.high_risk_at) <= 1.0
+    from sqlalchemy import text as sql_text
+    return Case.signed_off_at - Case.high_risk_at <= sql_text("interval '24 hours'")
+
+
+def case_predicates(p: Period) -> dict[str, ColumnElement[bool]]:
+    """The WHERE clause of every case figure for period ``p`` (used by totals and drill-downs)."""
+    registered = Case.registered_on.between(p.start, p.end)
+    accepted = and_(registered, Case.status != "declined")
+    closed = and_(Case.closed_on.between(p.start, p.end), Case.outcome != "declined")
+    resolved = and_(closed, Case.outcome.in_(RESOLVED_OUTCOMES))
+    accepted_resolved = and_(accepted, Case.outcome.in_(RESOLVED_OUTCOMES), Case.closed_on <= p.end)
+    mediated = and_(closed, Case.outcome.in_(MEDIATED_OUTCOMES))
+    success = and_(closed, Case.outcome == "success")
+    backlog = and_(Case.registered_on <= p.end, Case.status != "declined",
+                   or_(Case.closed_on.is_(None), Case.closed_on > p.end))
+    age_30 = p.end - timedelta(days=30)
+    age_90 = p.end - timedelta(days=90)
+    rated = and_(closed, Case.satisfaction.is_not(None))
+    perf_recorded = and_(success, Case.performance.is_not(None))
+    high_accepted = and_(accepted, Case.high_risk_at.is_not(None))
+    return {
+        "registered": registered,
+        "accepted": accepted,
+        "accepted_resolved": accepted_resolved,
+        "closed": closed,
+        "resolved": resolved,
+        "mediated": mediated,
+        "mediation_success": success,
+        "timely_closed": and_(closed, Case.deadline_on.is_not(None), Case.closed_on <= Case.deadline_on),
+        "backlog": backlog,
+        "backlog_le30": and_(backlog, Case.registered_on >= age_30),
+        "backlog_d31_90": and_(backlog, Case.registered_on < age_30, Case.registered_on >= age_90),
+        "backlog_gt90": and_(backlog, Case.registered_on < age_90),
+        "resolved_village": and_(resolved, Case.handling_level == "village"),
+        "resolved_township_or_below": and_(resolved, Case.handling_level.in_(("village", "township"))),
+        "handed_up": and_(closed, Case.outcome == "handed_up"),
+        "followed_up": and_(success, Case.followed_up_on.is_not(None)),
+        "rated": rated,
+        "satisfied": and_(rated, Case.satisfaction.in_(("satisfied", "basically"))),
+        "performance_recorded": perf_recorded,
+        "performed": and_(perf_recorded, Case.performance == "performed"),
+        "high_risk_accepted": high_accepted,
+        "high_risk_open_at_end": and_(backlog, Case.risk_level == "high"),
+        "high_risk_signed_off_24h": and_(high_accepted, Case.signed_off_at.is_not(None), _signed_off_within_24h()),
+        "criminal_turned": Case.criminal_turned_on.between(p.start, p.end),
+        "criminal_prevented": Case.criminal_prevented_on.between(p.start, p.end),
+    }
+
+
+# Figures a drill-down can list, with the Chinese label shown above the list.
+FIGURE_LABELS = {
+    "registered": "登记数", "accepted": "受理数", "accepted_resolved": "受理且化解数", "closed": "办结数",
+    "resolved": "化解数", "mediated": "调解数", "mediation_success": "调解成功数", "timely_closed": "及时办结数",
+    "backlog": "存量", "backlog_le30": "存量（≤30天）", "backlog_d31_90": "存量（31–90天）",
+    "backlog_gt90": "存量（>90天）", "resolved_village": "村级化解数", "resolved_township_or_below": "乡镇及以下化解数",
+    "handed_up": "上报县级以上数", "followed_up": "已回访的协议数", "rated": "有满意度评价数",
+    "satisfied": "满意和基本满意数", "performance_recorded": "有履行记录的协议数", "performed": "已履行数",
+    "high_risk_accepted": "高风险受理数", "high_risk_open_at_end": "期末未办结高风险数",
+    "high_risk_signed_off_24h": "24小时内签批数", "criminal_turned": "民转刑数", "criminal_prevented": "防止民转刑数",
+}
+
+
+def _sum(pred: ColumnElement[bool]):
+    return func.coalesce(func.sum(case((pred, 1), else_=0)), 0)
+
+
+def case_counts(org: OrgUnit, p: Period) -> dict[str, int]:
+    """Every case figure of ``case_predicates`` for ``org`` in ``p``, in one aggregate query."""
+    preds = case_predicates(p)
+    columns = [_sum(pred).label(name) for name, pred in preds.items()]
+    row = session.execute(select(*columns).where(org_clause(org), Case.registered_on <= p.end)).one()
+    return {name: int(getattr(row, name)) for name in preds}
+
+
+def reception_counts(org: OrgUnit, p: Period) -> dict[str, int]:
+    row = session.execute(select(func.coalesce(func.sum(ReceptionEntry.headcount), 0),
+                                 _sum(ReceptionEntry.handling == "direct_answer"))
+                          .where(org_clause(org, ReceptionEntry),
+                                 ReceptionEntry.received_on.between(p.start, p.end))).one()
+    return {"visitors": int(row[0]), "direct_answers": int(row[1])}
+
+
+def screening_coverage(org: OrgUnit, p: Period) -> Optional[float]:
+    villages = select(OrgUnit.id).where(OrgUnit.level == "village", OrgUnit.active,
+                                        org_clause(org, OrgUnit) if org.level != "village" else OrgUnit.id == org.id)
+    total = session.scalar(select(func.count()).select_from(villages.subquery()))
+    covered = session.scalar(select(func.count(func.distinct(Sweep.village_id)))
+                             .where(Sweep.village_id.in_(villages), Sweep.period_start <= p.end,
+                                    Sweep.period_end >= p.start))
+    return rate(covered or 0, total or 0)
+
+
+def _breakdown(org: OrgUnit, p: Period, column) -> dict[str, dict[str, int]]:
+    preds = case_predicates(p)
+    rows = session.execute(
+        select(column, _sum(preds["accepted"]), _sum(preds["accepted_resolved"]))
+        .where(org_clause(org), preds["registered"]).group_by(column)).all()
+    return {key: {"accepted": int(a), "accepted_resolved": int(r)} for key, a, r in rows if a}
+
+
+def by_township(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
+    """Every township of a county with its accepted, accepted_resolved and rate, by code."""
+    if org.level != "county":
+        return []
+    preds = case_predicates(p)
+    counts = {tid: (int(a), int(r)) for tid, a, r in session.execute(
+        select(Case.township_id, _sum(preds["accepted"]), _sum(preds["accepted_resolved"]))
+        .where(org_clause(org), preds["registered"]).group_by(Case.township_id)).all()}
+    townships = session.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == org.id)
+                                .order_by(OrgUnit.code))
+    out = []
+    for t in townships:
+        a, r = counts.get(t.id, (0, 0))
+        out.append({"code": t.code, "name": t.name, "accepted": a, "accepted_resolved": r,
+                    "resolution_rate": rate(r, a)})
+    return out
+
+
+def figures(org: OrgUnit, p: Period, breakdowns: bool = True) -> dict[str, Any]:
+    """The §10 report object for ``org`` and ``p`` (without ``ytd``)."""
+    c = case_counts(org, p)
+    r = reception_counts(org, p)
+    out: dict[str, Any] = {
+        "org": {"code": org.code, "name": org.name, "level": org.level},
+        "period": p.as_json(),
+        "registered": c["registered"],
+        "accepted": c["accepted"],
+        "accepted_resolved": c["accepted_resolved"],
+        "resolution_rate": rate(c["accepted_resolved"], c["accepted"]),
+        "closed": c["closed"],
+        "resolved": c["resolved"],
+        "mediated": c["mediated"],
+        "mediation_success": c["mediation_success"],
+        "mediation_success_rate": rate(c["mediation_success"], c["mediated"]),
+        "timely_closed": c["timely_closed"],
+        "timely_rate": rate(c["timely_closed"], c["closed"]),
+        "backlog": c["backlog"],
+        "backlog_ageing": {"le30": c["backlog_le30"], "d31_90": c["backlog_d31_90"], "gt90": c["backlog_gt90"]},
+        "level_shares": {
+            "village": rate(c["resolved_village"], c["resolved"]),
+            "township_or_below": rate(c["resolved_township_or_below"], c["resolved"]),
+            "within_county": rate(c["resolved"], c["resolved"] + c["handed_up"]),
+        },
+        "visitors": r["visitors"],
+        "direct_answers": r["direct_answers"],
+        "screening_coverage": screening_coverage(org, p),
+        "follow_up_rate": rate(c["followed_up"], c["mediation_success"]),
+        "satisfaction_rate": rate(c["satisfied"], c["rated"]),
+        "performance_rate": rate(c["performed"], c["performance_recorded"]),
+        "high_risk": {
+            "accepted": c["high_risk_accepted"],
+            "open_at_end": c["high_risk_open_at_end"],
+            "signed_off_24h_rate": rate(c["high_risk_signed_off_24h"], c["high_risk_accepted"]),
+        },
+        "criminal_turned": c["criminal_turned"],
+        "criminal_prevented": c["criminal_prevented"],
+    }
+    if breakdowns:
+        out["by_type"] = _breakdown(org, p, Case.type_category)
+        out["by_source"] = _breakdown(org, p, Case.source)
+        out["by_township"] = by_township(org, p)
+    return out
+
+
+def _strip(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if not k.startswith("by_") and k not in ("org",)}
+
+
+def period_report(org: OrgUnit, p: Period) -> dict[str, Any]:
+    """``flask report period`` / ``GET /api/v1/reports/period``."""
+    return figures(org, p)
+
+
+def monthly_report(org: OrgUnit, year: int, month: int) -> dict[str, Any]:
+    """``flask report monthly`` / ``GET /api/v1/reports/monthly``: the month plus ``ytd``
+    (1 January to the end of the month, without the by_ breakdowns)."""
+    p = month_period(year, month)
+    report = figures(org, p)
+    report["ytd"] = _strip(figures(org, Period(date(year, 1, 1), p.end), breakdowns=False))
+    return report
+
+
+def drilldown_clause(figure: str, p: Period) -> Optional[ColumnElement[bool]]:
+    """The predicate listing the cases behind ``figure`` (None for an unknown figure)."""
+    return case_predicates(p).get(figure)
+

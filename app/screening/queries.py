@@ -1,0 +1,352 @@
+"""Read side of screening and prevention (联防清源): coverage of a period, the sweep list,
+repeat parties, clusters, hot spots and the early-warning board.  Every read of cases goes
+through ``app.cases.queries.scope_cases``."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import and_, func, select
+
+from app.accounts.models import User
+from app.cases.models import Case, Party, TimelineEntry
+from app.cases.queries import scope_cases
+from app.cases.vocab import OPEN_STATUSES
+from app.db import session
+from app.orgs.models import OrgUnit
+from app.screening.models import Sweep, SweepFinding
+from app.screening.services import home_org, villages_in
+from app.settings.services import get_setting
+from app.templating import today_local
+
+RISK_ORDER = {"high": 3, "medium": 2, "low": 1}
+
+
+# ---------------------------------------------------------------- coverage and sweeps
+
+@dataclass
+class VillageCoverage:
+    village: OrgUnit
+    sweep: Optional[Sweep]
+    findings: int = 0
+
+
+@dataclass
+class TownshipCoverage:
+    township: OrgUnit
+    villages: list[VillageCoverage] = field(default_factory=list)
+
+    @property
+    def covered(self) -> int:
+        return sum(1 for v in self.villages if v.sweep is not None)
+
+    @property
+    def total(self) -> int:
+        return len(self.villages)
+
+    @property
+    def missing(self) -> list[VillageCoverage]:
+        return [v for v in self.villages if v.sweep is None]
+
+
+def coverage_table(org: OrgUnit, start: date, end: date) -> list[TownshipCoverage]:
+    """Every village of ``org`` grouped by township, with its sweep for the period (or None)."""
+    villages = list(session.scalars(villages_in(org).order_by(OrgUnit.code)))
+    ids = [v.id for v in villages]
+    sweeps = {s.village_id: s for s in session.scalars(
+        select(Sweep).where(Sweep.village_id.in_(ids), Sweep.period_start <= end, Sweep.period_end >= start)
+        .order_by(Sweep.period_start))} if ids else {}
+    counts = dict(session.execute(
+        select(SweepFinding.sweep_id, func.count()).where(
+            SweepFinding.sweep_id.in_([s.id for s in sweeps.values()])).group_by(SweepFinding.sweep_id)).all()) \
+        if sweeps else {}
+    townships = {t.id: t for t in session.scalars(
+        select(OrgUnit).where(OrgUnit.id.in_({v.township_id for v in villages})))} if villages else {}
+    groups: dict[int, TownshipCoverage] = {}
+    for v in villages:
+        group = groups.setdefault(v.township_id, TownshipCoverage(townships[v.township_id]))
+        s = sweeps.get(v.id)
+        group.villages.append(VillageCoverage(v, s, counts.get(s.id, 0) if s else 0))
+    return sorted(groups.values(), key=lambda g: g.township.code)
+
+
+def recent_sweeps(org: OrgUnit, limit: int = 50) -> list[tuple[Sweep, OrgUnit, int]]:
+    """The newest sweeps in ``org`` with their village and number of cases found."""
+    villages = villages_in(org).subquery()
+    found = (select(SweepFinding.sweep_id, func.count().label("n")).group_by(SweepFinding.sweep_id)
+             .subquery())
+    rows = session.execute(
+        select(Sweep, OrgUnit, func.coalesce(found.c.n, 0))
+        .join(OrgUnit, OrgUnit.id == Sweep.village_id)
+        .outerjoin(found, found.c.sweep_id == Sweep.id)
+        .where(Sweep.village_id.in_(select(villages.c.id)))
+        .order_by(Sweep.period_start.desc(), Sweep.swept_on.desc(), Sweep.id.desc()).limit(limit)).all()
+    return [tuple(r) for r in rows]
+
+
+def sweep_cases(user: User, sweep: Sweep) -> list[Case]:
+    """The cases a sweep found that ``user`` may see."""
+    return list(session.scalars(scope_cases(user).join(SweepFinding, SweepFinding.case_id == Case.id)
+                                .where(SweepFinding.sweep_id == sweep.id).order_by(Case.id)))
+
+
+# ---------------------------------------------------------------- repeat parties
+
+@dataclass
+class RepeatGroup:
+    """One person seen in several cases, and how they were matched."""
+    basis: str  # "id_number" / "phone" / "name_village"
+    key: str
+    name: str
+    cases: list[Case]
+
+    @property
+    def basis_label(self) -> str:
+        return {"id_number": "身份证号相同", "phone": "电话相同", "name_village": "同村同名"}[self.basis]
+
+
+def _repeat_keys(user: User, limit: int) -> list[tuple[str, tuple]]:
+    scoped_ids = scope_cases(user, select(Case.id)).subquery()
+    base = Party.case_id.in_(select(scoped_ids.c.id))
+    keys: list[tuple[str, tuple]] = []
+    for basis, cols, extra in (
+            ("id_number", (Party.id_number,), Party.id_number.isnot(None)),
+            ("phone", (Party.phone,), Party.phone.isnot(None)),
+            ("name_village", (Party.name, Case.village_id), Party.kind == "person")):
+        stmt = select(*cols).where(base, extra)
+        if basis == "name_village":
+            stmt = stmt.join(Case, Case.id == Party.case_id)
+        stmt = stmt.group_by(*cols).having(func.count(Party.case_id.distinct()) >= 2).limit(limit)
+        keys += [(basis, tuple(row)) for row in session.execute(stmt).all()]
+    return keys
+
+
+def repeat_groups(user: User, limit: int = 100) -> list[RepeatGroup]:
+    """People who appear in two or more visible cases: same ID number, or same phone, or same
+    name within the same village.  A person matched by ID number is not listed again by phone
+    or name for the same set of cases."""
+    groups: list[RepeatGroup] = []
+    seen: set[frozenset[int]] = set()
+    for basis, key in _repeat_keys(user, limit):
+        if basis == "id_number":
+            where = Party.id_number == key[0]
+        elif basis == "phone":
+            where = Party.phone == key[0]
+        else:
+            where = and_(Party.name == key[0], Case.village_id == key[1], Party.kind == "person")
+        rows = session.execute(scope_cases(user, select(Case, Party.name)).join(Party, Party.case_id == Case.id)
+                               .where(where).order_by(Case.registered_on.desc(), Case.id.desc())).all()
+        cases = list({c.id: c for c, _ in rows}.values())
+        ids = frozenset(c.id for c in cases)
+        if len(cases) < 2 or ids in seen:
+            continue
+        seen.add(ids)
+        groups.append(RepeatGroup(basis, key[0], rows[0][1], cases))
+    groups.sort(key=lambda g: (-len(g.cases), g.name))
+    return groups[:limit]
+
+
+def repeats_for_case(user: User, case: Case) -> list[tuple[Case, list[str]]]:
+    """Other visible cases sharing a party with ``case`` (ID number, phone or name in the same
+    village), each with the reasons it matched."""
+    conditions = []
+    for p in case.parties:
+        if p.id_number:
+            conditions.append(("身份证号相同：" + p.name, Party.id_number == p.id_number))
+        if p.phone:
+            conditions.append(("电话相同：" + p.name, Party.phone == p.phone))
+        if p.kind == "person":
+            conditions.append(("同村同名：" + p.name,
+                               and_(Party.name == p.name, Party.kind == "person", Case.village_id == case.village_id)))
+    found: dict[int, tuple[Case, list[str]]] = {}
+    for reason, cond in conditions:
+        matching = select(Party.case_id).join(Case, Case.id == Party.case_id).where(cond)
+        for other in session.scalars(scope_cases(user).where(Case.id.in_(matching), Case.id != case.id)
+                                     .order_by(Case.id).limit(50)):
+            entry = found.setdefault(other.id, (other, []))
+            if reason not in entry[1]:
+                entry[1].append(reason)
+    return sorted(found.values(), key=lambda e: e[0].registered_on, reverse=True)
+
+
+# ---------------------------------------------------------------- clusters
+
+@dataclass
+class Cluster:
+    """The same village and dispute type several times within the window (同村同类多发)."""
+    village: OrgUnit
+    dispute_type: str
+    count: int
+    cases: list[Case] = field(default_factory=list)
+
+
+def cluster_settings() -> tuple[int, int]:
+    return int(get_setting("cluster.window_days") or 90), int(get_setting("cluster.threshold") or 3)
+
+
+def window_start(today: date, window_days: int) -> date:
+    """First day of the window ending today: the window is ``window_days`` days, today included."""
+    return today - timedelta(days=window_days - 1)
+
+
+def clusters(user: User, today: Optional[date] = None) -> list[Cluster]:
+    """Village × type pairs with at least ``cluster.threshold`` visible cases registered within
+    the last ``cluster.window_days`` days (today included)."""
+    today = today or today_local()
+    window, threshold = cluster_settings()
+    since = window_start(today, window)
+    stmt = scope_cases(user, select(Case.village_id, Case.dispute_type, func.count(Case.id))).where(
+        Case.registered_on >= since, Case.registered_on <= today).group_by(Case.village_id, Case.dispute_type) \
+        .having(func.count(Case.id) >= threshold).order_by(func.count(Case.id).desc())
+    result = []
+    for village_id, dtype, n in session.execute(stmt.limit(200)).all():
+        cases = list(session.scalars(scope_cases(user).where(
+            Case.village_id == village_id, Case.dispute_type == dtype, Case.registered_on >= since,
+            Case.registered_on <= today).order_by(Case.registered_on.desc())))
+        result.append(Cluster(session.get(OrgUnit, village_id), dtype, n, cases))
+    return result
+
+
+def cluster_for_case(user: User, case: Case) -> list[Case]:
+    """Other visible cases of the same village and type registered within the window of this
+    case's registration date (either side)."""
+    window, _ = cluster_settings()
+    return list(session.scalars(scope_cases(user).where(
+        Case.village_id == case.village_id, Case.dispute_type == case.dispute_type, Case.id != case.id,
+        Case.registered_on > case.registered_on - timedelta(days=window),
+        Case.registered_on < case.registered_on + timedelta(days=window)).order_by(Case.registered_on.desc())))
+
+
+# ---------------------------------------------------------------- hot spots
+
+@dataclass
+class HotSpots:
+    months: list[str]
+    rows: list[dict]  # {"village", "township", "type", "counts": [..], "total"}
+    by_type_month: dict[str, list[int]]
+    tiles: list[dict]  # {"village", "township", "open", "risk", "high", "medium"}
+
+
+def month_list(end: date, count: int = 12) -> list[str]:
+    months = []
+    y, m = end.year, end.month
+    for _ in range(count):
+        months.append(f"{y:04d}-{m:02d}")
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return months[::-1]
+
+
+def hot_spots(user: User, org: OrgUnit, end: Optional[date] = None, months: int = 12) -> HotSpots:
+    """Type × village × month counts of cases registered in the ``months`` months ending with
+    ``end``'s month, for ``org`` (township or county) within what ``user`` sees; and the open
+    risk of each village for the schematic view (the highest risk level of its open cases)."""
+    end = end or today_local()
+    labels = month_list(end, months)
+    first = date.fromisoformat(labels[0] + "-01")
+    last_y, last_m = int(labels[-1][:4]), int(labels[-1][5:])
+    after = date(last_y + (last_m == 12), last_m % 12 + 1, 1)
+    villages = {v.id: v for v in session.scalars(villages_in(org).order_by(OrgUnit.code))}
+    townships = {t.id: t for t in session.scalars(select(OrgUnit).where(
+        OrgUnit.id.in_({v.township_id for v in villages.values()})))} if villages else {}
+    # Grouped by day (portable SQL, at most villages × types × days rows), folded into months here.
+    rows = session.execute(scope_cases(user, select(Case.village_id, Case.dispute_type, Case.registered_on,
+                                                    func.count(Case.id)))
+                           .where(Case.village_id.in_(list(villages)), Case.registered_on >= first,
+                                  Case.registered_on < after)
+                           .group_by(Case.village_id, Case.dispute_type, Case.registered_on)).all() \
+        if villages else []
+    table: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(labels))
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0] * len(labels))
+    index = {label: i for i, label in enumerate(labels)}
+    for village_id, dtype, registered_on, n in rows:
+        i = index[f"{registered_on.year:04d}-{registered_on.month:02d}"]
+        table[(village_id, dtype)][i] += n
+        by_type[dtype][i] += n
+    out_rows = [{"village": villages[vid].name, "village_code": villages[vid].code,
+                 "township": townships[villages[vid].township_id].name, "type": dtype,
+                 "counts": counts, "total": sum(counts)}
+                for (vid, dtype), counts in table.items()]
+    out_rows.sort(key=lambda r: (-r["total"], r["village_code"], r["type"]))
+    risk = session.execute(scope_cases(user, select(Case.village_id, Case.risk_level, func.count(Case.id)))
+                           .where(Case.village_id.in_(list(villages)), Case.status.in_(OPEN_STATUSES))
+                           .group_by(Case.village_id, Case.risk_level)).all() if villages else []
+    per_village: dict[int, dict] = {vid: {"open": 0, "high": 0, "medium": 0, "low": 0} for vid in villages}
+    for vid, level, n in risk:
+        per_village[vid]["open"] += n
+        if level in RISK_ORDER:
+            per_village[vid][level] += n
+    tiles = []
+    for vid, v in villages.items():
+        c = per_village[vid]
+        level = "high" if c["high"] else "medium" if c["medium"] else "low" if c["low"] else ("none" if not c["open"] else "ungraded")
+        tiles.append({"village": v.name, "code": v.code, "township": townships[v.township_id].name,
+                      "township_code": townships[v.township_id].code, "risk": level, **c})
+    return HotSpots(labels, out_rows, dict(sorted(by_type.items())), tiles)
+
+
+# ---------------------------------------------------------------- early warning
+
+@dataclass
+class WarningRow:
+    case: Case
+    reasons: list[tuple[str, str]] = field(default_factory=list)  # (rule code, why in Chinese)
+
+
+def inactive_days() -> int:
+    return int(get_setting("warning.inactive_days") or 14)
+
+
+def warnings(user: User, today: Optional[date] = None) -> tuple[list[WarningRow], list[Cluster]]:
+    """The early-warning board (预警): visible cases on it with every reason, and the clusters
+    over the threshold.  Rules: open 高/中 risk; overdue (open, deadline passed); open with a
+    repeat party; agreement not performed; in a cluster; open 高 without a timeline entry in
+    ``warning.inactive_days`` days."""
+    today = today or today_local()
+    rows: dict[int, WarningRow] = {}
+
+    def add(case: Case, code: str, reason: str) -> None:
+        rows.setdefault(case.id, WarningRow(case)).reasons.append((code, reason))
+
+    open_ = Case.status.in_(OPEN_STATUSES)
+    for c in session.scalars(scope_cases(user).where(open_, Case.risk_level.in_(("high", "medium"))).limit(500)):
+        add(c, "risk", "未办结的高风险纠纷" if c.risk_level == "high" else "未办结的中风险纠纷")
+    for c in session.scalars(scope_cases(user).where(open_, Case.deadline_on < today).limit(500)):
+        add(c, "overdue", f"已超过办理期限 {(today - c.deadline_on).days} 天（期限 {c.deadline_on.isoformat()}）")
+    for c in session.scalars(scope_cases(user).where(Case.performance == "not_performed").limit(500)):
+        add(c, "not_performed", "调解协议未履行")
+    for group in repeat_groups(user, limit=200):
+        for c in group.cases:
+            if c.is_open:
+                add(c, "repeat", f"当事人{group.name}重复出现（{group.basis_label}，共{len(group.cases)}件）")
+    window, threshold = cluster_settings()
+    found_clusters = clusters(user, today)
+    for cl in found_clusters:
+        for c in cl.cases:
+            if c.is_open:
+                add(c, "cluster", f"{cl.village.name}{window}天内{cl.dispute_type}纠纷{cl.count}件（阈值{threshold}）")
+    days = inactive_days()
+    cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time())
+    recent = select(TimelineEntry.case_id).where(TimelineEntry.at >= cutoff)
+    for c in session.scalars(scope_cases(user).where(open_, Case.risk_level == "high",
+                                                     Case.id.not_in(recent)).limit(500)):
+        add(c, "inactive", f"高风险纠纷 {days} 天内无任何办理记录")
+    ordered = sorted(rows.values(), key=lambda r: (-RISK_ORDER.get(r.case.risk_level or "", 0),
+                                                   -len(r.reasons), r.case.registered_on))
+    for r in ordered:
+        # One reason per rule and case, even when several repeat groups match.
+        seen: set[str] = set()
+        r.reasons = [x for x in r.reasons if not (x[1] in seen or seen.add(x[1]))]
+    return ordered, found_clusters
+
+
+def unreported_villages(user: User, today: Optional[date] = None) -> tuple[list[OrgUnit], tuple[date, date]]:
+    """Villages in the user's township or county without a sweep in the current period."""
+    from app.screening.services import period_of
+    org = home_org(user)
+    period = period_of(today or today_local())
+    if org is None:
+        return [], period
+    reported = select(Sweep.village_id).where(Sweep.period_start <= period[1], Sweep.period_end >= period[0])
+    return list(session.scalars(villages_in(org).where(OrgUnit.id.not_in(reported)).order_by(OrgUnit.code))), period

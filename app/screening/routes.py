@@ -1,0 +1,205 @@
+"""Screening and prevention pages (联排清底、联防清源): coverage and sweeps, filing a sweep
+from a phone, repeat parties and clusters, hot spots, the early-warning board and the
+民转刑 flags."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.cases.queries import get_visible_case
+from app.db import session
+from app.errors import NotFound, ValidationFailed
+from app.orgs.models import OrgUnit
+from app.screening import queries
+from app.screening import todos  # noqa: F401  (registers the to-do provider)
+from app.screening.forms import CriminalFlagForm, SweepForm, finding_rows
+from app.screening.models import Sweep
+from app.screening.services import (coverage, file_sweep, flag_criminal, home_org, org_visible, period_of,
+                                    previous_periods, sweep_village)
+from app.settings.services import active_types
+from app.templating import today_local
+
+bp = Blueprint("screening", __name__, url_prefix="/screening")
+
+
+def _label_timeline_action() -> None:
+    """The case page's timeline names actions from ``cases.routes.TIMELINE_LABELS``: add ours."""
+    try:
+        from app.cases.routes import TIMELINE_LABELS
+    except ImportError:  # pragma: no cover
+        return
+    TIMELINE_LABELS.setdefault("criminal_flag", "民转刑标记")
+
+
+_label_timeline_action()
+
+
+def _require(*capabilities: str) -> None:
+    if not current_user.is_authenticated or not any(current_user.can(c) for c in capabilities):
+        abort(403)
+
+
+def _org_from_args() -> OrgUnit:
+    """The org picked with ``?org=CODE`` when visible to the user, else their home org."""
+    home = home_org(current_user)
+    if home is None:
+        abort(403)
+    code = request.args.get("org")
+    if code:
+        org = session.scalar(select(OrgUnit).where(OrgUnit.code == code))
+        if org is None or org.level not in ("county", "township", "village") or not org_visible(current_user, org):
+            raise NotFound()
+        return org
+    return home
+
+
+def _period_from_args() -> tuple[date, date]:
+    try:
+        day = date.fromisoformat(request.args.get("period", ""))
+    except ValueError:
+        day = today_local()
+    return period_of(day)
+
+
+@bp.get("/")
+def index():
+    _require("screening.view", "screening.file")
+    org = _org_from_args()
+    start, end = _period_from_args()
+    table = queries.coverage_table(org, start, end)
+    covered, total = coverage(org, start, end)
+    townships = list(session.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == org.id)
+                                     .order_by(OrgUnit.code))) if org.level == "county" else []
+    return render_template("screening/index.html", org=org, home=home_org(current_user), start=start, end=end,
+                           table=table, covered=covered, total=total, townships=townships,
+                           periods=previous_periods(today_local(), 12), sweeps=queries.recent_sweeps(org, 30))
+
+
+def _sweep_page(form: SweepForm, rows: list[dict], errors: dict, status: int = 200):
+    village = sweep_village(current_user)
+    start, end = period_of(form.swept_on.data or today_local())
+    existing = session.scalar(select(Sweep).where(Sweep.village_id == village.id, Sweep.period_start == start))
+    return render_template("screening/new.html", form=form, rows=rows or [{}], errors=errors, village=village,
+                           start=start, end=end, existing=existing,
+                           types=[t.name for t in active_types()]), status
+
+
+@bp.get("/new")
+def new():
+    _require("screening.file")
+    form = SweepForm()
+    form.swept_on.data = today_local()
+    return _sweep_page(form, [{}], {})
+
+
+@bp.post("/new")
+def create():
+    _require("screening.file")
+    form = SweepForm()
+    rows = finding_rows(request.form)
+    if not form.validate_on_submit():
+        return _sweep_page(form, rows, {"csrf": _("表单已过期或日期有误，请重新提交。")}, 400)
+    data = {"swept_on": form.swept_on.data, "participants": form.participants.data,
+            "participants_other": form.participants_other.data, "households_visited": form.households_visited.data,
+            "nil_report": form.nil_report.data, "notes": form.notes.data, "findings": rows}
+    try:
+        sweep, cases = file_sweep(current_user, data)
+    except ValidationFailed as exc:
+        session.rollback()
+        rest = form.apply_errors(exc.errors)
+        return _sweep_page(form, rows, rest, 422)
+    session.commit()
+    if cases:
+        flash(_("排查已上报，登记纠纷 %(n)d 件：%(numbers)s", n=len(cases),
+                numbers="、".join(c.number for c in cases)), "success")
+    else:
+        flash(_("零报告已上报。"), "success")
+    return redirect(url_for("screening.sweep", sweep_id=sweep.id))
+
+
+@bp.get("/sweeps/<int:sweep_id>")
+def sweep(sweep_id: int):
+    _require("screening.view", "screening.file")
+    row = session.get(Sweep, sweep_id)
+    if row is None or not org_visible(current_user, session.get(OrgUnit, row.village_id)):
+        raise NotFound()
+    return render_template("screening/sweep.html", sweep=row, village=session.get(OrgUnit, row.village_id),
+                           cases=queries.sweep_cases(current_user, row))
+
+
+@bp.get("/repeats")
+def repeats():
+    _require("screening.view")
+    window, threshold = queries.cluster_settings()
+    return render_template("screening/repeats.html", groups=queries.repeat_groups(current_user),
+                           clusters=queries.clusters(current_user), window=window, threshold=threshold)
+
+
+def _hot_spot_args():
+    org = _org_from_args()
+    if org.level == "village":
+        org = session.get(OrgUnit, org.township_id)
+    return org, queries.hot_spots(current_user, org)
+
+
+@bp.get("/hotspots")
+def hotspots():
+    _require("screening.view")
+    org, data = _hot_spot_args()
+    townships = list(session.scalars(select(OrgUnit).where(
+        OrgUnit.level == "township", OrgUnit.county_id == (org.county_id or org.id)).order_by(OrgUnit.code))) \
+        if home_org(current_user).level == "county" else []
+    return render_template("screening/hotspots.html", org=org, data=data, townships=townships)
+
+
+@bp.get("/hotspots.json")
+def hotspots_json():
+    _require("screening.view")
+    org, data = _hot_spot_args()
+    return jsonify({"org": {"code": org.code, "name": org.name}, "months": data.months,
+                    "series": [{"name": t, "data": counts} for t, counts in data.by_type_month.items()]})
+
+
+@bp.get("/warnings")
+def warnings():
+    _require("screening.view")
+    rows, clusters = queries.warnings(current_user)
+    return render_template("screening/warnings.html", rows=rows, clusters=clusters,
+                           inactive_days=queries.inactive_days(), today=today_local())
+
+
+@bp.post("/cases/<number>/criminal")
+def criminal(number: str):
+    case = get_visible_case(current_user, number)
+    form = CriminalFlagForm()
+    if not form.validate_on_submit():
+        flash(_("表单已过期或日期有误，请重新提交。"), "danger")
+        return redirect(url_for("cases.detail", number=number))
+    try:
+        flag_criminal(current_user, case, form.kind.data, form.on.data, form.ref.data, form.note.data)
+    except ValidationFailed as exc:
+        session.rollback()
+        flash("；".join(exc.errors.values()), "danger")
+        return redirect(url_for("cases.detail", number=number) + "#criminal-flags")
+    session.commit()
+    flash(_("民转刑标记已保存。"), "success")
+    return redirect(url_for("cases.detail", number=number) + "#criminal-flags")
+
+
+def _case_extras(case):
+    """What the case page shows from prevention: repeat parties, the cluster, the 民转刑 flags."""
+    from app.screening.services import can_flag_criminal
+    window, threshold = queries.cluster_settings()
+    cluster = queries.cluster_for_case(current_user, case)
+    return {"repeats": queries.repeats_for_case(current_user, case), "cluster": cluster, "window": window,
+            "threshold": threshold, "can_flag": can_flag_criminal(current_user),
+            "form": CriminalFlagForm() if can_flag_criminal(current_user) else None}
+
+
+@bp.app_context_processor
+def _inject_case_extras():
+    return {"screening_case_extras": _case_extras}

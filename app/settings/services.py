@@ -1,0 +1,87 @@
+"""Reading settings with their defaults, and seeding the §3 vocabularies."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import select
+
+from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
+from app.db import session
+from app.settings.models import CaseSource, DisputeType, RiskFactor, Setting
+
+# Deadlines of PRODUCT.md §4; "unit" is calendar or working days (admin setting per kind).
+DEFAULTS: dict[str, Any] = {
+    "deadline.mediation": {"days": 30, "unit": "calendar"},
+    "deadline.escalation": {"days": 3, "unit": "calendar"},
+    "deadline.sign_off_hours": 24,
+    "deadline.department": {"days": 7, "unit": "calendar"},
+    "deadline.follow_up": {"days": 30, "unit": "calendar"},
+    "deadline.judicial_confirmation": {"days": 30, "unit": "calendar"},
+    "deadline.warn_days": 3,  # 黄牌 this many days before the deadline
+    "screening.period": "monthly",
+    "cluster.window_days": 90,
+    "cluster.threshold": 3,
+    "warning.inactive_days": 14,  # 高风险 cases with no timeline activity for this long are flagged
+    "county.prefix": None,  # case-number prefix; None = config CASE_NUMBER_PREFIX
+}
+
+DEFAULT_RISK_FACTORS = [
+    ("涉及人数≥5（群体性）", "high"), ("过激言行或扬言报复（民转刑风险）", "high"),
+    ("多次调解未果", "medium"), ("越级上访倾向", "high"),
+    ("涉及特殊群体（老弱病残、精神障碍）", "medium"), ("涉及金额较大", "medium"),
+    ("涉及征地拆迁或拖欠工资", "medium"),
+]
+
+
+def get_setting(key: str) -> Any:
+    """The stored value of ``key``, or its default."""
+    row = session.get(Setting, key)
+    return row.value if row is not None else DEFAULTS.get(key)
+
+
+def set_setting(key: str, value: Any) -> None:
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+    session.flush()
+
+
+def seed_vocabularies() -> None:
+    """Create the §3 types and sources and the §5 risk factors when missing (idempotent)."""
+    have_types = {t.name: t for t in session.scalars(select(DisputeType))}
+    for position, (name, parent) in enumerate(DEFAULT_TYPES):
+        if name not in have_types:
+            t = DisputeType(name=name, position=position,
+                            parent=have_types.get(parent) if parent else None)
+            session.add(t)
+            have_types[name] = t
+    have_sources = set(session.scalars(select(CaseSource.name)))
+    for position, name in enumerate(DEFAULT_SOURCES):
+        if name not in have_sources:
+            session.add(CaseSource(name=name, position=position))
+    have_factors = set(session.scalars(select(RiskFactor.name)))
+    for position, (name, suggests) in enumerate(DEFAULT_RISK_FACTORS):
+        if name not in have_factors:
+            session.add(RiskFactor(name=name, suggests=suggests, position=position))
+    session.flush()
+
+
+def active_types() -> list[DisputeType]:
+    return list(session.scalars(select(DisputeType).where(DisputeType.active).order_by(DisputeType.position)))
+
+
+def active_sources() -> list[str]:
+    return list(session.scalars(select(CaseSource.name).where(CaseSource.active).order_by(CaseSource.position)))
+
+
+def resolve_type(text: Optional[str]) -> Optional[DisputeType]:
+    """The type named ``text``, with or without the trailing 纠纷 (邻里 or 邻里纠纷)."""
+    if not text:
+        return None
+    name = text.strip()
+    found = session.scalar(select(DisputeType).where(DisputeType.name == name))
+    if found is None and name.endswith("纠纷"):
+        found = session.scalar(select(DisputeType).where(DisputeType.name == name[:-2]))
+    return found

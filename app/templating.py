@@ -1,0 +1,109 @@
+"""Template filters and globals: labels, masking, local dates, role-aware navigation."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask_login import current_user
+
+from app.cases import vocab
+from app.i18n import N_
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def mask_id_number(value: str | None) -> str:
+    """``420222********1234``: first 6 and last 4 shown (PRODUCT.md §9)."""
+    if not value:
+        return ""
+    if len(value) <= 10:
+        return value[:2] + "*" * max(len(value) - 4, 0) + value[-2:]
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str:
+    """``138****5678`` for mobiles; landlines keep the area code and last 4."""
+    if not value:
+        return ""
+    digits = value.strip()
+    if len(digits) >= 11 and digits.isdigit():
+        return digits[:3] + "****" + digits[-4:]
+    if len(digits) > 4:
+        return digits[: max(len(digits) - 8, 0)] + "****" + digits[-4:]
+    return "****"
+
+
+def local_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC datetime shown in Asia/Shanghai."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(SHANGHAI).strftime(fmt)
+
+
+def today_local() -> date:
+    """Today in the county's time zone (Asia/Shanghai)."""
+    return datetime.now(SHANGHAI).date()
+
+
+def format_rate(value: float | None) -> str:
+    """A §6 rate: one decimal with %, or "—" for a zero denominator."""
+    return "—" if value is None else f"{value:.1f}%"
+
+
+# Navigation: (capability, endpoint, label, icon).  Shown only when the role has it and the
+# endpoint exists in this build.
+NAV_ITEMS = [
+    (None, "home.index", N_("工作台"), "bi-house"),
+    ("reception", "reception.index", N_("来访登记"), "bi-person-lines-fill"),
+    ("cases.register", "cases.new", N_("登记纠纷"), "bi-plus-square"),
+    ("cases.view", "cases.index", N_("纠纷台账"), "bi-journal-text"),
+    ("cases.view", "mediation.backlog", N_("清仓"), "bi-inboxes-fill"),
+    ("roster", "mediation.roster", N_("调解力量库"), "bi-person-badge"),
+    ("dept_queue", "workflow.department_queue", N_("部门待办"), "bi-inboxes"),
+    ("sign_off", "workflow.sign_off_queue", N_("待签批"), "bi-pen"),
+    ("high_risk_board", "workflow.high_risk_board", N_("高风险看板"), "bi-exclamation-triangle"),
+    ("supervise", "workflow.supervision_index", N_("督办"), "bi-flag"),
+    ("screening.view", "screening.index", N_("排查"), "bi-search"),
+    ("screening.file", "screening.new", N_("排查上报"), "bi-clipboard-check"),
+    ("reports.view", "reports.monthly", N_("统计报表"), "bi-bar-chart"),
+    ("dashboard", "reports.dashboard", N_("领导看板"), "bi-speedometer2"),
+    ("ledger.import", "ledger.index", N_("台账导入导出"), "bi-file-earmark-spreadsheet"),
+    ("admin", "orgs.tree", N_("组织机构"), "bi-diagram-3"),
+    ("admin", "admin.users", N_("用户管理"), "bi-people"),
+    ("admin", "admin.settings", N_("系统设置"), "bi-gear"),
+    ("admin", "workflow.calendar", N_("节假日日历"), "bi-calendar3"),
+    ("admin", "workflow.routing", N_("分流建议"), "bi-signpost-split"),
+    ("audit.view", "audit.index", N_("审计日志"), "bi-shield-check"),
+]
+
+
+def nav_items(app):
+    """The navigation entries the current user's role may use (and this build has)."""
+    if not current_user.is_authenticated:
+        return []
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    items = []
+    for capability, endpoint, label, icon in NAV_ITEMS:
+        if endpoint not in endpoints:
+            continue
+        if capability is None or current_user.can(capability):
+            items.append({"endpoint": endpoint, "label": label, "icon": icon})
+    return items
+
+
+def init_app(app) -> None:
+    app.jinja_env.filters.update(
+        mask_id=mask_id_number, mask_phone=mask_phone, localdt=local_datetime, rate=format_rate,
+        status_label=lambda c: vocab.label(vocab.STATUSES, c),
+        outcome_label=lambda c: vocab.label(vocab.OUTCOMES, c),
+        level_label=lambda c: vocab.label(vocab.LEVELS, c),
+        risk_label=lambda c: vocab.label(vocab.RISK_LEVELS, c),
+        dict_without=lambda d, *keys: {k: v for k, v in d.items() if k not in keys},
+    )
+
+    @app.context_processor
+    def _globals():
+        return {"nav_items": lambda: nav_items(app), "vocab": vocab, "today_local": today_local,
+                "url_endpoints": app.view_functions}

@@ -1,0 +1,101 @@
+"""What the case page's workflow panel shows (``templates/cases/_workflow_panel.html``):
+the actions the current user may take now with the pickers their forms need, the deadline
+cards (黄牌/红牌), risk history, sign-offs, department tasks and 督办 orders.  Exposed to
+templates as ``workflow_panel_context(case)`` so any case page can include the panel."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.cases.models import Case, DepartmentTask, RiskGrading, SignOff, SupervisionOrder
+from app.cases import services
+from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
+from app.db import session
+from app.orgs.models import OrgUnit
+from app.settings.services import get_setting
+from app.templating import SHANGHAI, today_local
+from app.workflow import deadlines, routing
+
+MEDIATOR_ROLES = tuple(sorted(services.MEDIATOR_ROLES))
+LEADER_ROLES = tuple(sorted(services.LEADER_ROLES))
+
+
+def _names(ids) -> dict[int, str]:
+    ids = [i for i in set(ids) if i]
+    if not ids:
+        return {}
+    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+
+
+def panel_context(case: Case) -> dict[str, Any]:
+    today = today_local()
+    gradings = list(session.scalars(select(RiskGrading).where(RiskGrading.case_id == case.id)
+                                    .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc())))
+    sign_offs = list(session.scalars(select(SignOff).where(SignOff.case_id == case.id).order_by(SignOff.id.desc())))
+    tasks = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id)
+                                 .order_by(DepartmentTask.id.desc())))
+    orders = list(session.scalars(select(SupervisionOrder).where(SupervisionOrder.case_id == case.id)
+                                  .order_by(SupervisionOrder.id.desc())))
+    user_ids = [g.graded_by_id for g in gradings] + [s.signed_by_id for s in sign_offs] + \
+        [s.leader_id for s in sign_offs] + [case.lead_mediator_id, case.leader_id] + \
+        [u for s in sign_offs for u in (s.task_force or {}).get("users", [])] + (case.co_mediator_ids or [])
+    dept_ids = [d for s in sign_offs for d in (s.task_force or {}).get("departments", [])]
+    org_names = dict(session.execute(select(OrgUnit.id, OrgUnit.name).where(
+        OrgUnit.id.in_(dept_ids + [o.responsible_org_id for o in orders] + [o.issuing_org_id for o in orders]))).all())
+    actions = actions_for(current_user, case)
+    names = {a.name for a in actions}
+    ctx: dict[str, Any] = {
+        "actions": actions, "today": today, "names": _names(user_ids), "org_names": org_names,
+        "gradings": gradings, "sign_offs": sign_offs, "tasks": tasks, "orders": orders,
+        "cards": _cards(case, tasks, orders, today),
+        "card_labels": deadlines.CARD_LABELS, "card_badges": deadlines.CARD_BADGES,
+    }
+    if names & {"accept", "accept_escalation", "sign_off", "grade_risk"}:
+        ctx["mediators"] = users_for_picker(case, MEDIATOR_ROLES)
+        ctx["leaders"] = users_for_picker(case, LEADER_ROLES)
+        ctx["all_users"] = users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))
+    if names & {"transfer", "invite_department", "sign_off"}:
+        kind = routing.suggested_kind(case.dispute_type, case.type_category)
+        ctx["departments"] = departments_for(case)
+        ctx["suggested_kind"] = kind
+    if "grade_risk" in names:
+        ctx["factors"] = active_risk_factors()
+    return ctx
+
+
+def _cards(case: Case, tasks, orders, today) -> list[dict[str, Any]]:
+    """Deadline cards: the mediation clock, escalation, follow-up, department tasks, 督办 orders."""
+    cards = []
+
+    def add(label, due, state=None, note=""):
+        state = state or deadlines.deadline_state(due, today)
+        cards.append({"label": label, "due": due, "state": state, "note": note,
+                      "days_left": (due - today).days if due else None})
+    if case.status in ("pending_triage", "in_mediation") and (case.deadline_on or case.paused_since):
+        note = "已延期一次：" + (case.extension_reason or "") if case.deadline_extended else ""
+        if case.paused_since:
+            note = f"自 {case.paused_since} 起中止：{case.pause_reason or ''}"
+        add("办理期限", case.deadline_on, deadlines.case_deadline_state(case, today), note)
+    if case.risk_level == "high" and case.signed_off_at is None and case.high_risk_at and case.is_open:
+        hours = int(get_setting("deadline.sign_off_hours") or 24)
+        at = case.high_risk_at if case.high_risk_at.tzinfo else case.high_risk_at.replace(tzinfo=timezone.utc)
+        due_at = at + timedelta(hours=hours)
+        late = datetime.now(timezone.utc) > due_at
+        cards.append({"label": f"签批时限（{hours}小时）", "due": due_at.astimezone(SHANGHAI).date(),
+                      "state": "overdue" if late else "near", "days_left": None,
+                      "note": "截止 " + due_at.astimezone(SHANGHAI).strftime("%m-%d %H:%M")})
+    if case.status == "escalated" and case.escalation_due_on:
+        add("上报接收期限", case.escalation_due_on)
+    if case.status == "closed" and case.follow_up_due_on:
+        add("回访期限", case.follow_up_due_on)
+    for t in tasks:
+        if t.answered_at is None and t.due_on:
+            add(("转办" if t.kind == "transfer" else "联调") + "反馈期限 · " + t.department.name, t.due_on)
+    for o in orders:
+        if o.answered_at is None:
+            add("督办期限", o.due_on)
+    return cards

@@ -1,0 +1,159 @@
+"""我的待办: the workflow's sections of each person's 工作台, registered in
+``app.home.services.TODO_PROVIDERS`` when this module is imported (by ``app.workflow.routes``).
+
+Each provider returns the items the user must act on, each linking to the page where the
+action is taken; every query of cases goes through ``scope_cases``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from flask import current_app, url_for
+from sqlalchemy import and_, or_, select
+
+from app.accounts.models import User
+from app.cases import workflow
+from app.cases.models import Case, DepartmentTask, SupervisionOrder
+from app.cases.queries import scope_cases
+from app.cases.services import user_unit_id
+from app.db import session
+from app.home.services import TODO_PROVIDERS, TodoItem, TodoSection
+from app.templating import today_local
+from app.workflow.deadlines import CARD_BADGES, deadline_state, warn_days
+
+LIMIT = 10
+
+
+def case_url(number: str, action: Optional[str] = None) -> str:
+    """The case page (the cases blueprint's when this build has it, else the workflow's own),
+    with ``#wf-<action>`` so the panel opens that action's form."""
+    anchor = f"wf-{action}" if action else None
+    if "cases.detail" in current_app.view_functions:
+        return url_for("cases.detail", number=number, _anchor=anchor)
+    return url_for("workflow.case_page", number=number, _anchor=anchor)
+
+
+def _levels_for(user: User, action: str) -> set[str]:
+    return set(workflow.ACTIONS[action].roles.get(user.role, ()))
+
+
+def _section(title: str, cases: list[Case], detail, badge=lambda c: "", more_url: Optional[str] = None,
+             action: Optional[str] = None):
+    if not cases:
+        return None
+    items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number, action), detail=detail(c),
+                      badge=badge(c)) for c in cases[:LIMIT]]
+    return TodoSection(title=title, items=items, more_url=more_url)
+
+
+def _cases(user: User, *where) -> list[Case]:
+    stmt = scope_cases(user).where(*where).order_by(Case.registered_on, Case.id).limit(LIMIT + 1)
+    return list(session.scalars(stmt))
+
+
+def triage_todo(user: User) -> Optional[TodoSection]:
+    """Cases waiting for 研判分流 at the user's level."""
+    levels = _levels_for(user, "accept")
+    if not levels:
+        return None
+    cases = _cases(user, Case.status == "pending_triage", Case.handling_level.in_(levels))
+    return _section("待研判分流", cases, lambda c: f"登记于 {c.registered_on} · {c.village.name}", action="accept")
+
+
+def escalation_todo(user: User) -> Optional[TodoSection]:
+    """Escalations from the level below, to accept or return within the escalation deadline."""
+    levels = _levels_for(user, "accept_escalation")
+    if not levels:
+        return None
+    today = today_local()
+    cases = _cases(user, Case.status == "escalated", Case.handling_level.in_(levels))
+    return _section("待接收的上报", cases, lambda c: f"{c.village.name} · 期限 {c.escalation_due_on or '—'}",
+                    lambda c: CARD_BADGES[deadline_state(c.escalation_due_on, today)], action="accept_escalation")
+
+
+def sign_off_todo(user: User) -> Optional[TodoSection]:
+    """High-risk cases not yet signed off (24 h)."""
+    levels = _levels_for(user, "sign_off")
+    if not levels:
+        return None
+    cases = _cases(user, Case.risk_level == "high", Case.signed_off_at.is_(None),
+                   Case.status.in_(workflow.OPEN), Case.handling_level.in_(levels))
+    more = url_for("workflow.sign_off_queue")
+    return _section("待签批的高风险纠纷", cases, lambda c: f"{c.village.name} · {c.summary[:30]}",
+                    lambda c: "danger", more_url=more, action="sign_off")
+
+
+def department_todo(user: User) -> Optional[TodoSection]:
+    """Transfers and invitations the liaison's department has not answered."""
+    if user.role != "dept_liaison":
+        return None
+    today = today_local()
+    rows = session.execute(scope_cases(user, select(Case, DepartmentTask).join(
+        DepartmentTask, and_(DepartmentTask.case_id == Case.id, DepartmentTask.department_id == user.org_id)))
+        .where(DepartmentTask.answered_at.is_(None)).order_by(DepartmentTask.due_on, DepartmentTask.id)
+        .limit(LIMIT)).all()
+    if not rows:
+        return None
+    items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number, "department_feedback"),
+                      detail=f"{'转办' if t.kind == 'transfer' else '邀请联调'} · 期限 {t.due_on}",
+                      badge=CARD_BADGES[deadline_state(t.due_on, today)]) for c, t in rows]
+    return TodoSection("待反馈的转办/联调", items, more_url=url_for("workflow.department_queue"))
+
+
+def supervision_todo(user: User) -> Optional[TodoSection]:
+    """督办 orders addressed to the user's unit and not yet answered."""
+    if not _levels_for(user, "answer_supervision"):
+        return None
+    today = today_local()
+    rows = session.execute(scope_cases(user, select(Case, SupervisionOrder).join(
+        SupervisionOrder, SupervisionOrder.case_id == Case.id))
+        .where(SupervisionOrder.answered_at.is_(None), SupervisionOrder.responsible_org_id == user_unit_id(user))
+        .order_by(SupervisionOrder.due_on).limit(LIMIT)).all()
+    if not rows:
+        return None
+    items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number, "answer_supervision"),
+                      detail=f"督办期限 {o.due_on} · {o.requirement[:30]}",
+                      badge=CARD_BADGES[deadline_state(o.due_on, today)]) for c, o in rows]
+    return TodoSection("待答复的督办", items, more_url=url_for("workflow.supervision_index"))
+
+
+def deadline_todo(user: User) -> Optional[TodoSection]:
+    """Cases in mediation near (黄牌) or past (红牌) their deadline: the handling level's, and for
+    the supervising level (county supervisor, township director) those below it too."""
+    levels = _levels_for(user, "agree")
+    if user.role == "county_supervisor":
+        levels = set(workflow.LEVEL_ORDER)
+    elif user.role == "township_director":
+        levels = levels | {"village"}
+    if not levels:
+        return None
+    today = today_local()
+    from datetime import timedelta
+    horizon = today + timedelta(days=warn_days())
+    cases = _cases(user, Case.status == "in_mediation", Case.handling_level.in_(levels),
+                   Case.paused_since.is_(None), Case.deadline_on.is_not(None), Case.deadline_on <= horizon)
+    return _section("临近或超过办理期限", sorted(cases, key=lambda c: c.deadline_on),
+                    lambda c: f"期限 {c.deadline_on} · {c.village.name}",
+                    lambda c: CARD_BADGES[deadline_state(c.deadline_on, today)])
+
+
+def follow_up_todo(user: User) -> Optional[TodoSection]:
+    """Agreements whose follow-up (回访) is due within the warning window or overdue."""
+    levels = _levels_for(user, "follow_up")
+    if not levels:
+        return None
+    today = today_local()
+    from datetime import timedelta
+    horizon = today + timedelta(days=warn_days())
+    cases = _cases(user, Case.status == "closed", Case.handling_level.in_(levels),
+                   Case.follow_up_due_on.is_not(None), Case.follow_up_due_on <= horizon,
+                   or_(Case.followed_up_on.is_(None), Case.followed_up_on < Case.closed_on))
+    return _section("待回访", cases, lambda c: f"回访期限 {c.follow_up_due_on}",
+                    lambda c: CARD_BADGES[deadline_state(c.follow_up_due_on, today)], action="follow_up")
+
+
+PROVIDERS = [triage_todo, escalation_todo, sign_off_todo, department_todo, supervision_todo,
+             deadline_todo, follow_up_todo]
+for _provider in PROVIDERS:
+    if _provider not in TODO_PROVIDERS:
+        TODO_PROVIDERS.append(_provider)

@@ -1,0 +1,52 @@
+"""The benchmark data generator: plausible distributions and referential integrity on a small N."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from sqlalchemy import func, select
+
+from app.benchgen import generate_cases
+from app.cases.models import Case, CaseNumberCounter, FollowUp, Party, TimelineEntry
+from app.orgs.models import OrgUnit
+from app.orgs.services import find_by_code
+
+
+def test_generator_distributions_and_integrity(db):
+    county = find_by_code("429960")
+    n = generate_cases(county, 2000, years=3, seed=7, today=date(2026, 10, 31), echo=None)
+    assert n == 2000
+    cases = db.scalars(select(Case)).all()
+    assert len(cases) == 2000
+    assert len({c.number for c in cases}) == 2000
+    statuses = Counter(c.status for c in cases)
+    assert 0.80 < statuses["closed"] / n < 0.98  # most cases are closed
+    outcomes = Counter(c.outcome for c in cases if c.status == "closed")
+    assert outcomes.most_common(1)[0][0] == "success"
+    assert all(c.closed_on is not None and c.closed_on >= c.registered_on for c in cases if c.status == "closed")
+    assert all(c.closed_on is None for c in cases if c.status != "closed")
+    assert {c.type_category for c in cases if c.dispute_type == "拖欠农民工工资"} <= {"劳动争议"}
+    risk = Counter(c.risk_level for c in cases)
+    assert risk["low"] > risk["medium"] > risk["high"] > 0
+    # referential integrity: every village belongs to the case's township and county
+    villages = {o.id: o for o in db.scalars(select(OrgUnit).where(OrgUnit.level == "village"))}
+    assert all(villages[c.village_id].township_id == c.township_id for c in cases)
+    assert db.scalar(select(func.count(Party.id))) == 2 * n
+    assert db.scalar(select(func.count(TimelineEntry.id)).where(TimelineEntry.action == "register")) == n
+    followed = [c for c in cases if c.followed_up_on is not None]
+    assert db.scalar(select(func.count(FollowUp.id))) == len(followed) > 0
+    assert all(c.outcome == "success" for c in followed)
+    # the numbering counters continue after the generated numbers
+    for year in {c.registered_on.year for c in cases}:
+        last = db.scalar(select(CaseNumberCounter.last).where(CaseNumberCounter.year == year))
+        assert last == sum(1 for c in cases if c.registered_on.year == year)
+
+
+def test_generator_is_deterministic(db):
+    county = find_by_code("429960")
+    generate_cases(county, 50, years=1, seed=11, today=date(2026, 1, 1), echo=None)
+    first = [(c.number, c.dispute_type, c.outcome) for c in db.scalars(select(Case).order_by(Case.id))]
+    db.rollback()
+    generate_cases(county, 50, years=1, seed=11, today=date(2026, 1, 1), echo=None)
+    second = [(c.number, c.dispute_type, c.outcome) for c in db.scalars(select(Case).order_by(Case.id))]
+    assert first == second

@@ -1,0 +1,208 @@
+"""Prevention (联防清源): repeat parties, cluster threshold edges, hot spots against a
+hand-built fixture, each early-warning rule, and the case-page section."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from app.screening import queries
+from app.settings.services import set_setting
+from app.templating import today_local
+from tests.screening_factories import (OTHER_TOWNSHIP_VILLAGE, TOWNSHIP, VILLAGE, VILLAGE_2, add_activity,
+                                       make_case, org, user)
+
+ID_A = "420222199001011234"
+
+
+@pytest.fixture(autouse=True)
+def _no_clusters_unless_asked(db):
+    """Tests of other rules make several 邻里 cases in one village; keep them out of clusters."""
+    set_setting("cluster.threshold", 50)
+
+
+def _groups(username="county_supervisor"):
+    return queries.repeat_groups(user(username))
+
+
+def test_repeat_by_id_number(db):
+    a = make_case(parties=({"name": "王五", "id_number": ID_A},))
+    b = make_case(village=OTHER_TOWNSHIP_VILLAGE, parties=({"name": "王武", "id_number": ID_A},))
+    make_case(parties=({"name": "别人", "id_number": "420222199001015678"},))
+    groups = [g for g in _groups() if g.basis == "id_number"]
+    assert len(groups) == 1 and {c.id for c in groups[0].cases} == {a.id, b.id}
+
+
+def test_repeat_by_phone(db):
+    a = make_case(parties=({"name": "甲", "phone": "13900002222"},))
+    b = make_case(village=VILLAGE_2, parties=({"name": "乙", "phone": "13900002222"},))
+    groups = [g for g in _groups() if g.basis == "phone"]
+    assert len(groups) == 1 and {c.id for c in groups[0].cases} == {a.id, b.id}
+
+
+def test_repeat_by_name_only_within_the_same_village(db):
+    a = make_case(parties=({"name": "刘一"},))
+    b = make_case(parties=({"name": "刘一"},))
+    make_case(village=VILLAGE_2, parties=({"name": "刘一"},))  # same name, other village: not the same person
+    groups = [g for g in _groups() if g.basis == "name_village"]
+    assert len(groups) == 1 and {c.id for c in groups[0].cases} == {a.id, b.id}
+    # Shown on the case page data too.
+    others = queries.repeats_for_case(user("county_supervisor"), a)
+    assert [o.id for o, _ in others] == [b.id] and "同村同名" in others[0][1][0]
+
+
+def test_repeats_are_scoped(db):
+    make_case(parties=({"name": "王五", "id_number": ID_A},))
+    make_case(village=OTHER_TOWNSHIP_VILLAGE, parties=({"name": "王五", "id_number": ID_A},))
+    assert [g for g in _groups("township_mediator") if g.basis == "id_number"] == []
+
+
+def _cluster_counts(today):
+    return {(c.village.code, c.dispute_type): c.count for c in queries.clusters(user("county_supervisor"), today)}
+
+
+def test_cluster_threshold_edges(db):
+    set_setting("cluster.window_days", 30)
+    set_setting("cluster.threshold", 3)
+    today = today_local()
+    make_case(registered_on=today)
+    make_case(registered_on=today - timedelta(days=10))
+    assert (VILLAGE, "邻里") not in _cluster_counts(today)            # threshold - 1
+    make_case(registered_on=today - timedelta(days=30))               # outside: window is 30 days incl. today
+    assert (VILLAGE, "邻里") not in _cluster_counts(today)
+    edge = make_case(registered_on=today - timedelta(days=29))        # the window's first day
+    assert _cluster_counts(today)[(VILLAGE, "邻里")] == 3              # exactly the threshold
+    assert edge.id in {c.id for cl in queries.clusters(user("county_supervisor"), today) for c in cl.cases}
+    make_case(village=VILLAGE_2, registered_on=today)                # other village
+    make_case(dispute_type="合同", registered_on=today)                # other type
+    assert set(_cluster_counts(today)) == {(VILLAGE, "邻里")}
+    # A day later the edge case falls out of the window.
+    assert (VILLAGE, "邻里") not in _cluster_counts(today + timedelta(days=1))
+
+
+def test_hot_spot_table_against_fixture(db):
+    end = date(2026, 11, 15)
+    make_case(registered_on=date(2026, 11, 3))
+    make_case(registered_on=date(2026, 11, 20))
+    make_case(registered_on=date(2026, 9, 30))
+    make_case(dispute_type="合同", registered_on=date(2026, 10, 1))
+    make_case(village=VILLAGE_2, dispute_type="婚姻家庭", registered_on=date(2025, 12, 1))
+    make_case(village=VILLAGE_2, registered_on=date(2025, 11, 30))   # before the 12 months
+    make_case(village=OTHER_TOWNSHIP_VILLAGE, registered_on=date(2026, 11, 3))  # other township
+    data = queries.hot_spots(user("county_supervisor"), org(TOWNSHIP), end=end, months=12)
+    assert data.months[0] == "2025-12" and data.months[-1] == "2026-11"
+    table = {(r["village_code"], r["type"]): r["counts"] for r in data.rows}
+    zeros = [0] * 12
+    assert table == {
+        (VILLAGE, "邻里"): zeros[:9] + [1, 0, 2],
+        (VILLAGE, "合同"): zeros[:10] + [1, 0],
+        (VILLAGE_2, "婚姻家庭"): [1] + zeros[1:],
+    }
+    assert data.by_type_month["邻里"][-1] == 2
+    assert data.rows[0]["village_code"] == VILLAGE and data.rows[0]["total"] == 3
+
+
+def test_hot_spot_tiles_coloured_by_open_risk(client, auth, db):
+    make_case(risk_level="medium")
+    make_case(risk_level="high", status="closed")
+    make_case(village=VILLAGE_2, risk_level="high")
+    data = queries.hot_spots(user("township_director"), org(TOWNSHIP))
+    tiles = {t["code"]: t for t in data.tiles}
+    assert tiles[VILLAGE]["risk"] == "medium" and tiles[VILLAGE]["open"] == 1
+    assert tiles[VILLAGE_2]["risk"] == "high"
+    assert tiles["429960002003"]["risk"] == "none" and len(tiles) == 12
+    auth.login("township_director")
+    html = client.get("/screening/hotspots").get_data(as_text=True)
+    assert f'data-risk="high" data-village="{VILLAGE_2}"' in html and "<script>" not in html
+    payload = client.get("/screening/hotspots.json").get_json()
+    assert len(payload["months"]) == 12 and {s["name"] for s in payload["series"]} == {"邻里"}
+
+
+def _reasons(today=None, username="county_supervisor"):
+    rows, _ = queries.warnings(user(username), today)
+    return {r.case.id: {code for code, _ in r.reasons} for r in rows}
+
+
+def test_warning_open_high_and_medium(db):
+    high = make_case(risk_level="high")
+    add_activity(high, 1)
+    medium = make_case(risk_level="medium")
+    low = make_case(risk_level="low")
+    closed = make_case(risk_level="high", status="closed")
+    reasons = _reasons()
+    assert reasons[high.id] == {"risk"} and reasons[medium.id] == {"risk"}
+    assert low.id not in reasons and closed.id not in reasons
+
+
+def test_warning_overdue(db):
+    today = today_local()
+    late = make_case(deadline_on=today - timedelta(days=1))
+    due_today = make_case(deadline_on=today)
+    closed = make_case(deadline_on=today - timedelta(days=5), status="closed")
+    reasons = _reasons()
+    assert reasons[late.id] == {"overdue"}
+    assert due_today.id not in reasons and closed.id not in reasons
+
+
+def test_warning_repeat_party(db):
+    a = make_case(parties=({"name": "钱七", "phone": "13611112222"},))
+    b = make_case(status="closed", parties=({"name": "钱七", "phone": "13611112222"},))
+    reasons = _reasons()
+    assert reasons[a.id] == {"repeat"} and b.id not in reasons
+
+
+def test_warning_agreement_not_performed(db):
+    c = make_case(status="closed", performance="not_performed")
+    ok = make_case(status="closed", performance="performed")
+    reasons = _reasons()
+    assert reasons[c.id] == {"not_performed"} and ok.id not in reasons
+
+
+def test_warning_cluster_over_threshold(db):
+    set_setting("cluster.threshold", 2)
+    a = make_case(dispute_type="物业")
+    b = make_case(dispute_type="物业")
+    reasons, clusters = _reasons(), queries.warnings(user("county_supervisor"))[1]
+    assert "cluster" in reasons[a.id] and "cluster" in reasons[b.id]
+    assert [(c.village.code, c.dispute_type, c.count) for c in clusters] == [(VILLAGE, "物业", 2)]
+
+
+def test_warning_high_risk_without_recent_activity(db):
+    set_setting("warning.inactive_days", 7)
+    quiet = make_case(risk_level="high")
+    add_activity(quiet, 8)
+    busy = make_case(risk_level="high")
+    add_activity(busy, 6)
+    reasons = _reasons()
+    assert reasons[quiet.id] == {"risk", "inactive"}
+    assert reasons[busy.id] == {"risk"}
+
+
+def test_warning_board_page_says_why(client, auth, db):
+    c = make_case(risk_level="high", deadline_on=today_local() - timedelta(days=3))
+    hidden = make_case(village=OTHER_TOWNSHIP_VILLAGE, risk_level="high")
+    auth.login("township_mediator")
+    html = client.get("/screening/warnings").get_data(as_text=True)
+    assert c.number in html and hidden.number not in html
+    assert "已超过办理期限 3 天" in html and "未办结的高风险纠纷" in html
+
+
+def test_case_page_shows_repeats_and_cluster(client, auth, db):
+    a = make_case(parties=({"name": "孙八", "phone": "13711113333"},))
+    b = make_case(parties=({"name": "孙八", "phone": "13711113333"},))
+    auth.login("township_mediator")
+    html = client.get(f"/cases/{a.number}").get_data(as_text=True)
+    assert 'data-testid="case-repeats"' in html and b.number in html
+    assert 'data-testid="case-cluster"' in html and 'data-testid="criminal-form"' in html
+    auth.logout()
+    auth.login("village_mediator")
+    html = client.get(f"/cases/{a.number}").get_data(as_text=True)
+    assert 'data-testid="case-repeats"' in html and 'data-testid="criminal-form"' not in html
+
+
+def test_repeats_page(client, auth, db):
+    make_case(parties=({"name": "吴九", "id_number": ID_A},))
+    make_case(parties=({"name": "吴九", "id_number": ID_A},))
+    auth.login("county_supervisor")
+    html = client.get("/screening/repeats").get_data(as_text=True)
+    assert "吴九" in html and "身份证号相同" in html
