@@ -77,6 +77,12 @@ def open_action(page, name):
     return form
 
 
+def submit(page, form):
+    """Post the form and wait for the page it leads to (not just the current load state)."""
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+
 def test_escalate_accept_grade_sign_off_board(browser, wf_live_server):
     base, number = wf_live_server["base"], wf_live_server["number"]
     case_url = f"{base}/cases/{number}"
@@ -85,8 +91,7 @@ def test_escalate_accept_grade_sign_off_board(browser, wf_live_server):
     page.goto(case_url)
     form = open_action(page, "escalate")
     form.locator("textarea[name=reason]").fill("涉及宅基地确权，村级难以化解")
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    submit(page, form)
     assert "已完成：上报" in page.content()
     assert page.locator("button[data-action=escalate]").count() == 0
     page.context.close()
@@ -96,15 +101,13 @@ def test_escalate_accept_grade_sign_off_board(browser, wf_live_server):
     form = open_action(page, "accept_escalation")
     lead = form.locator("select[name=lead_mediator] option", has_text="李调解").get_attribute("value")
     form.locator("select[name=lead_mediator]").select_option(lead)
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    submit(page, form)
     assert "已完成：接收上报" in page.content()
     form = open_action(page, "grade_risk")
     form.get_by_label(re.compile("过激言行或扬言报复")).check()
     assert form.locator("[data-risk-suggestion]").inner_text() == "高"  # workflow.js suggests
     assert form.locator("select[name=level]").input_value() == "high"
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    submit(page, form)
     assert "已完成：风险定级" in page.content()
     assert page.locator("[data-testid=risk-history]").inner_text().count("过激言行") == 1
     page.context.close()
@@ -122,8 +125,7 @@ def test_escalate_accept_grade_sign_off_board(browser, wf_live_server):
     form.locator("textarea[name=plan]").fill("书记包案，联合司法所、派出所三日内召开联调会")
     form.locator("select[name=departments]").select_option(label="南湖镇司法所")
     form.locator("textarea[name=invited]").fill("老支书王某\n乡贤李某")
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    submit(page, form)
     assert "已完成：签批" in page.content()
     assert "老支书王某" in page.locator("[data-testid=sign-offs]").inner_text()
     page.context.close()
