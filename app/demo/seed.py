@@ -52,6 +52,7 @@ def seed_demo(with_cases: bool = True, echo=print) -> None:
     session.flush()
     if with_cases:
         _import_demo_ledger(echo)
+        _add_demo_sweeps(echo)
 
 
 def _add_grids() -> None:
@@ -98,3 +99,41 @@ def _import_demo_ledger(echo) -> None:
     with open(DEMO_DIR / "ledger.xlsx", "rb") as fh:
         report = import_ledger(fh, filename="示范县台账.xlsx")
     echo(f"示范台账：{report.summary()}")
+
+
+def _add_demo_sweeps(echo, months: int = 12) -> None:
+    """零报告 sweeps for the demo villages over the last ``months`` monthly periods, so the
+    排查覆盖率 and the "villages not yet reported" to-dos show something real: every village
+    reported in most past months (a deterministic few missed one), and about two thirds have
+    reported in the current period."""
+    import calendar
+    import random
+    from datetime import timedelta
+
+    from app.screening.models import Sweep
+    from app.templating import today_local
+
+    if session.scalar(select(func.count(Sweep.id))):
+        return
+    rng = random.Random(429960)
+    villages = session.scalars(select(OrgUnit).where(OrgUnit.level == "village").order_by(OrgUnit.code)).all()
+    start = today_local().replace(day=1)
+    periods = []
+    for _ in range(months):
+        end = start.replace(day=calendar.monthrange(start.year, start.month)[1])
+        periods.append((start, end))
+        start = (start - timedelta(days=1)).replace(day=1)
+    count = 0
+    for n, (p_start, p_end) in enumerate(periods):
+        current = n == 0
+        for village in villages:
+            if rng.random() > (0.65 if current else 0.95):
+                continue
+            swept_on = min(p_start + timedelta(days=rng.randint(0, 20)), today_local())
+            session.add(Sweep(village_id=village.id, township_id=village.township_id,
+                              county_id=village.county_id, period_start=p_start, period_end=p_end,
+                              swept_on=swept_on, nil_report=True, households_visited=rng.randint(15, 80),
+                              participants="网格员、村调委会委员"))
+            count += 1
+    session.flush()
+    echo(f"示范排查：{count} 条零报告")
