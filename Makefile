@@ -7,7 +7,7 @@ export FLASK_APP := wsgi:app
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres install dev translations lint bench clean
+.PHONY: run test test-sqlite test-postgres install dev translations lint bench bench-ledger clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +46,16 @@ test: dev translations
 
 lint: dev
 	$(BIN)/python -m pyflakes app tests 2>/dev/null || true
+	$(BIN)/bandit -r app -q -c pyproject.toml
 
+# Benchmarks (issue 10 / issue 8): tables printed and written to bench/results/ (git-ignored).
+# e.g. make bench BENCH_ARGS="--db postgres --cases 1000000 --reuse"
+BENCH_ARGS ?= --db sqlite --cases 100000
 bench: dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-ledger: dev
+	$(BIN)/python bench/ledger_import.py $(BENCH_LEDGER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -47,10 +47,11 @@ def _init_database(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from app import security
+    from app import input_guard, security
     from app.extensions import babel, csrf, login_manager, select_locale
     from app.accounts.services import load_user_from_cookie
 
+    input_guard.init_app(app)  # first: no handler sees text that cannot be stored
     login_manager.init_app(app)
     login_manager.user_loader(load_user_from_cookie)
     csrf.init_app(app)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
+import subprocess  # nosec B404 # runs pg_dump/pg_restore with an argument list (no shell)
 from pathlib import Path
 
 import click
@@ -44,7 +44,8 @@ def backup_database(path: Path) -> None:
     if not shutil.which("pg_dump"):
         raise click.ClickException("找不到 pg_dump，请安装 PostgreSQL 客户端")
     env = _pg_env(url)
-    subprocess.run(["pg_dump", "--format=custom", "--no-owner", "-f", str(path), *_pg_args(url)],
+    # an argument list without a shell; pg_dump is found on PATH (checked above)
+    subprocess.run(["pg_dump", "--format=custom", "--no-owner", "-f", str(path), *_pg_args(url)],  # nosec B603 B607
                    check=True, env=env)
 
 
@@ -70,8 +71,9 @@ def restore_database(path: Path) -> None:
         engine.dispose()
         return
     engine.dispose()
+    # an argument list without a shell; pg_restore from the PostgreSQL client on PATH
     subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                    *_pg_args(url), str(path)], check=True, env=_pg_env(url))
+                    *_pg_args(url), str(path)], check=True, env=_pg_env(url))  # nosec B603 B607
 
 
 def _pg_env(url: str) -> dict:

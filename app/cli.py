@@ -75,3 +75,5 @@ def register(app) -> None:
     app.cli.add_command(seed_demo_command)
     backup.register(app)
     benchgen.register(app)
+    from app import crypto_cli
+    crypto_cli.register(app)

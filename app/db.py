@@ -9,6 +9,7 @@ locked" at once when another process writes, whatever the timeout says.
 """
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 from datetime import datetime, timezone
 
@@ -54,7 +55,24 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, echo=echo, **pool_settings())
+
+
+def pool_settings(environ=None) -> dict:
+    """PostgreSQL pool per process from the environment (deploy/README.md): ``DB_POOL_SIZE``
+    (default 5) and ``DB_MAX_OVERFLOW`` (default 10) connections per gunicorn worker, so
+    workers × (size + overflow) stays under ``max_connections``; ``DB_POOL_RECYCLE`` seconds
+    (default 1800); ``DB_PGBOUNCER=1`` behind PgBouncer in transaction mode turns off psycopg's
+    server-side prepared statements (``prepare_threshold=None``), which such a pooler cannot keep."""
+    env = os.environ if environ is None else environ
+    kwargs: dict = {"pool_pre_ping": True,
+                    "pool_size": int(env.get("DB_POOL_SIZE", "5")),
+                    "max_overflow": int(env.get("DB_MAX_OVERFLOW", "10")),
+                    "pool_recycle": int(env.get("DB_POOL_RECYCLE", "1800")),
+                    "pool_timeout": int(env.get("DB_POOL_TIMEOUT", "30"))}
+    if env.get("DB_PGBOUNCER", "0") == "1":
+        kwargs["connect_args"] = {"prepare_threshold": None}
+    return kwargs
 
 
 def _configure_sqlite(engine: Engine) -> None:

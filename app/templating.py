@@ -16,8 +16,10 @@ def mask_id_number(value: str | None) -> str:
     """``420222********1234``: first 6 and last 4 shown (PRODUCT.md §9)."""
     if not value:
         return ""
+    if len(value) <= 4:  # too short to show any of it
+        return "*" * len(value)
     if len(value) <= 10:
-        return value[:2] + "*" * max(len(value) - 4, 0) + value[-2:]
+        return value[:2] + "*" * (len(value) - 4) + value[-2:]
     return value[:6] + "*" * (len(value) - 10) + value[-4:]
 
 

@@ -15,12 +15,20 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from flask import g
+from hypothesis import settings as hypothesis_settings
 from flask.testing import FlaskClient
 
 from app import create_app
 from app import db as app_db
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+# Property-based tests (tests/test_trust_hostile.py): few examples, no deadline, and derandomised
+# so every run (and CI) tries the same inputs; HYPOTHESIS_PROFILE=explore searches wider.
+hypothesis_settings.register_profile("qingyuan", max_examples=40, deadline=None, derandomize=True,
+                                     database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", max_examples=500, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "qingyuan"))
 
 
 def _create_pg_database(base_url: str) -> str:
@@ -114,15 +122,54 @@ def runner(app, db):
 DEMO_PASSWORD = "Qingyuan@2026"
 
 
+def next_totp_code(user, secret=None) -> str:
+    """A valid, not yet used code of ``user``'s second factor: the earliest time step inside the
+    accepted window (now ± 1) after the last one used.  When a test has used them all (three
+    logins within one 30-second step), the user's last-used step is moved back, a test-only
+    shortcut instead of sleeping.  Flushes through ``app.db.session``."""
+    import pyotp
+    from app import db as app_db
+    from app.accounts import totp
+    secret = secret or user.totp_secret
+    current = int(totp.now_ts() // 30)
+    step = current - totp.VALID_WINDOW if user.totp_last_step is None else \
+        max(current - totp.VALID_WINDOW, user.totp_last_step + 1)
+    if step > current + totp.VALID_WINDOW:
+        user.totp_last_step = current - totp.VALID_WINDOW - 1
+        app_db.session.flush()
+        step = current - totp.VALID_WINDOW
+    return pyotp.TOTP(secret).generate_otp(step)
+
+
+def complete_second_factor(client, username: str, resp):
+    """After the password step: enrol (a role that requires it, first login) or type the code,
+    reading the secret from the database as the user's authenticator would hold it."""
+    from urllib.parse import urlsplit
+    from sqlalchemy import select
+    from app import db as app_db
+    from app.accounts.models import User
+    from tests.helpers import csrf_token
+    path = urlsplit(resp.headers.get("Location", "")).path if resp.status_code == 302 else ""
+    if path not in ("/login/totp-setup", "/login/code"):
+        return resp
+    token = csrf_token(client, path)  # the enrolment page stores the secret
+    user = app_db.session.scalar(select(User).where(User.username == username))
+    return client.post(path, data={"code": next_totp_code(user), "csrf_token": token})
+
+
 class AuthActions:
     def __init__(self, client):
         self._client = client
 
-    def login(self, username: str = "township_mediator", password: str = DEMO_PASSWORD):
+    def login(self, username: str = "township_mediator", password: str = DEMO_PASSWORD,
+              second_factor: bool = True):
+        """Log in through the form; with ``second_factor`` also through the code or enrolment
+        step when the user has (or their role requires) one."""
         from tests.helpers import csrf_token
         token = csrf_token(self._client, "/login")
-        return self._client.post("/login", data={"username": username, "password": password,
+        resp = self._client.post("/login", data={"username": username, "password": password,
                                                  "csrf_token": token})
+        return complete_second_factor(self._client, username, resp) if second_factor else resp
 
     def logout(self):
         from tests.helpers import csrf_token

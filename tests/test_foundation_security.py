@@ -11,7 +11,9 @@ from app import create_app
 from app.errors import InvalidTransition, StaleRecord
 
 # Public: the login page, static files, the health check and the API's OpenAPI document.
-PUBLIC_ENDPOINTS = {"accounts.login", "static", "health", "api.openapi_document"}
+# The two later login steps (code, enrolment) check their own half-logged-in state instead.
+PUBLIC_ENDPOINTS = {"accounts.login", "accounts.login_code", "accounts.login_enrol", "static", "health",
+                    "api.openapi_document"}
 
 
 def _dummy(converter):

@@ -79,6 +79,8 @@ def deadline_form(**overrides):
         data[f"deadline.{key}.days"] = "30"
         data[f"deadline.{key}.unit"] = "calendar"
     data.update({"deadline.sign_off_hours": "24", "deadline.warn_days": "3"})
+    from app.admin.services import deadlines_version
+    data["version"] = str(deadlines_version())  # the version the page's form carries
     data.update(overrides)
     return data
 

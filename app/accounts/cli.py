@@ -1,4 +1,4 @@
-"""``flask accounts create`` and ``flask accounts token``."""
+"""``flask accounts create``, ``token``, ``reset-totp`` and ``unlock``."""
 from __future__ import annotations
 
 import click
@@ -54,6 +54,28 @@ def token(username, label):
     plain = services.issue_token(user, label)
     session.commit()
     click.echo(plain)
+
+
+@accounts_cli.command("reset-totp")
+@click.argument("username")
+def reset_totp(username):
+    """Remove USERNAME's second factor (lost phone) and end their sessions; audited."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    services.reset_totp(user)
+    session.commit()
+    click.echo(f"已清除用户 {username} 的双因素认证，其下次登录时需重新绑定（管理员必须绑定）")
+
+
+@accounts_cli.command("unlock")
+@click.argument("username")
+def unlock(username):
+    """Lift a login lockout of USERNAME before it expires; audited."""
+    from app.accounts import throttle
+    removed = throttle.unlock_username(username)
+    session.commit()
+    click.echo(f"已解除用户名 {username} 的登录锁定（{removed} 条）")
 
 
 def register(app) -> None:

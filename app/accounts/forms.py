@@ -19,3 +19,15 @@ class ChangePasswordForm(FlaskForm):
                                                    EqualTo("new_password", _l("两次输入的新密码不一致"))])
 
 
+class CodeForm(FlaskForm):
+    """A 6-digit code from the authenticator (login step two, enrolment)."""
+    code = StringField(_l("验证码"), validators=[DataRequired(_l("请输入验证码")), Length(max=12)],
+                       render_kw={"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric",
+                                  "pattern": r"[0-9 ]*"})
+
+
+class DisableTotpForm(FlaskForm):
+    password = PasswordField(_l("登录密码"), validators=[DataRequired(_l("请输入密码")), Length(max=256)],
+                             render_kw={"autocomplete": "current-password"})
+    code = StringField(_l("验证码"), validators=[DataRequired(_l("请输入验证码")), Length(max=12)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})

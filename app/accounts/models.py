@@ -5,10 +5,11 @@ from datetime import datetime
 from typing import Optional
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.roles import ROLES, can
+from app.crypto import EncryptedString
 from app.db import Base, utcnow
 from app.orgs.models import OrgUnit
 
@@ -18,6 +19,13 @@ class User(UserMixin, Base):
 
     ``session_version`` is bumped to end every session of the user (password change,
     deactivation, the admin's "end sessions"); the login cookie carries it.
+
+    Second factor (TOTP, RFC 6238): ``totp_secret`` is the base32 secret, set when enrolment
+    starts and live only once ``totp_enabled`` (the user confirmed a code).  It is stored
+    Fernet-encrypted with the personal-data keys (``app.crypto.EncryptedString``, rotated by
+    ``flask keys rotate`` with the rest): a copy of the database alone does not give anyone the
+    second factor.  ``totp_last_step`` is the last accepted 30-second time step, so a code
+    cannot be used twice.
     """
 
     __tablename__ = "user_account"
@@ -37,6 +45,9 @@ class User(UserMixin, Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[Optional[datetime]]
+    totp_secret: Mapped[Optional[str]] = mapped_column(EncryptedString(255))
+    totp_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_last_step: Mapped[Optional[int]] = mapped_column(BigInteger)
 
     org: Mapped[OrgUnit] = relationship(lazy="joined")
 
@@ -74,3 +85,34 @@ class ApiToken(Base):
     last_used_at: Mapped[Optional[datetime]]
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    """One failed login (wrong password, unknown or inactive user, wrong second-factor code).
+
+    The throttle counts these rows per username and per client address.  They live in the
+    database, not in process memory, so every app process and host behind the load balancer
+    sees the same counts (see ``app.accounts.throttle``).
+    """
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_username_at", "username", "at"),
+                      Index("ix_login_failure_ip_at", "ip", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
+
+
+class LoginLockout(Base):
+    """A temporary lockout of a username (``kind='username'``) or a client address (``'ip'``)."""
+
+    __tablename__ = "login_lockout"
+    __table_args__ = (Index("ix_login_lockout_kind_key", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    locked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime]

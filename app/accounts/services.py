@@ -1,9 +1,11 @@
-"""Accounts: creating and editing users, passwords, login checks and API tokens."""
+"""Accounts: creating and editing users, passwords, login checks, the second factor and API tokens."""
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 from flask import current_app
@@ -11,6 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.accounts import totp
 from app.accounts.models import ApiToken, User
 from app.accounts.roles import ROLE_ORG_LEVEL, ROLES
 from app.audit.services import audit
@@ -20,6 +23,20 @@ from app.orgs.models import LEVEL_LABELS, OrgUnit
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 MIN_PASSWORD_LENGTH = 12
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+# Checked when the username does not exist, so an unknown user costs as much time as a known one.
+_DUMMY_HASH = generate_password_hash("qingyuan-timing-equaliser", method="pbkdf2:sha256:1")
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (ASVS 2.1.7), lower-cased; see the file's header."""
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def is_common_password(password: str) -> bool:
+    return (password or "").strip().lower() in common_passwords()
 
 
 def hash_password(password: str) -> str:
@@ -31,6 +48,8 @@ def check_password_rules(password: str) -> Optional[str]:
     """The Chinese reason a new password is refused, or None."""
     if len(password or "") < MIN_PASSWORD_LENGTH:
         return _("密码至少 %(n)s 位", n=MIN_PASSWORD_LENGTH)
+    if is_common_password(password):
+        return _("该密码过于常见，容易被猜中，请换一个")
     return None
 
 
@@ -110,6 +129,9 @@ def end_sessions(user: User) -> None:
 
 
 def set_password(user: User, password: str, by_admin: bool = False) -> None:
+    """Set a new password (refused if short or common) and end every session of the user,
+    the one making the change included: after a change the user logs in again with the new
+    password (ASVS 3.3.3), and a session an attacker may hold ends too."""
     reason = check_password_rules(password)
     if reason:
         raise ValidationFailed(errors={"password": reason})
@@ -121,17 +143,92 @@ def set_password(user: User, password: str, by_admin: bool = False) -> None:
 
 
 def authenticate(username: str, password: str) -> Optional[User]:
-    """The active user with these credentials, or None; logs success and failure."""
+    """The active user with these credentials, or None; audits the failure (not the success:
+    the login is complete, and audited by ``complete_login``, only after any second factor)."""
     user = session.scalar(select(User).where(User.username == (username or "").strip()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
     if user is None or not check_password_hash(user.password_hash, password or ""):
         audit("login.failed", "user", getattr(user, "id", None), {"username": (username or "")[:64]}, user=None)
         return None
     if not user.active:
         audit("login.inactive", "user", user.id, user=user)
         return None
-    user.last_login_at = utcnow()
-    audit("login", "user", user.id, user=user)
     return user
+
+
+def complete_login(user: User, second_factor: bool) -> None:
+    """Record a completed login (after the password and, when enrolled, the code)."""
+    user.last_login_at = utcnow()
+    audit("login", "user", user.id, {"second_factor": second_factor}, user=user)
+
+
+# ---- the second factor ------------------------------------------------------------------------
+
+def start_totp_enrolment(user: User) -> str:
+    """The secret being enrolled: a new one, or the one already shown and not yet confirmed."""
+    if user.totp_enabled:
+        raise ValidationFailed(errors={"code": _("已启用双因素认证。")})
+    if not user.totp_secret:
+        user.totp_secret = totp.new_secret()
+        user.totp_last_step = None
+        session.flush()
+    return user.totp_secret
+
+
+def check_totp(user: User, code: str) -> bool:
+    """Accept a code of the user's secret once (a used time step cannot be replayed)."""
+    step = totp.matching_step(user.totp_secret or "", code, user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    session.flush()
+    return True
+
+
+def confirm_totp_enrolment(user: User, code: str) -> None:
+    """Switch the second factor on once the user proves their authenticator shows the secret."""
+    if user.totp_enabled or not user.totp_secret:
+        raise ValidationFailed(errors={"code": _("请先开始绑定。")})
+    if not check_totp(user, code):
+        audit("user.totp_enable_failed", "user", user.id, user=user)
+        raise ValidationFailed(errors={"code": _("验证码不正确或已使用，请输入验证器上当前显示的 6 位数字。")})
+    user.totp_enabled = True
+    session.flush()
+    audit("user.totp_enable", "user", user.id, user=user)
+
+
+def disable_totp(user: User, password: str, code: str) -> None:
+    """Switch the second factor off with the password and a current code; not for roles that
+    require it."""
+    if totp.required_for(user):
+        raise ValidationFailed(errors={"code": _("您的角色必须使用双因素认证，不能关闭。")})
+    errors = {}
+    if not check_password_hash(user.password_hash, password or ""):
+        errors["password"] = _("密码不正确")
+    elif not check_totp(user, code):
+        errors["code"] = _("验证码不正确或已使用")
+    if errors:
+        audit("user.totp_disable_failed", "user", user.id, user=user)
+        raise ValidationFailed(errors=errors)
+    _clear_totp(user)
+    audit("user.totp_disable", "user", user.id, user=user)
+
+
+def reset_totp(user: User) -> None:
+    """Remove a user's second factor (lost phone; ``flask accounts reset-totp``) and end their
+    sessions; a role that requires it enrols again at the next login."""
+    _clear_totp(user)
+    user.session_version += 1
+    session.flush()
+    audit("user.totp_reset", "user", user.id)
+
+
+def _clear_totp(user: User) -> None:
+    user.totp_secret = None
+    user.totp_enabled = False
+    user.totp_last_step = None
+    session.flush()
 
 
 def load_user_from_cookie(user_id: str) -> Optional[User]:

@@ -1,7 +1,7 @@
 """Admin forms (input shape only; the rules live in ``app.accounts.services``)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField
+from wtforms import HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.accounts.roles import ROLES
@@ -21,6 +21,7 @@ class UserForm(FlaskForm):
                            render_kw={"list": "org-list", "autocomplete": "off"})
     phone = StringField(_l("联系电话"), validators=[Optional(), Length(max=32)])
     password = PasswordField(_l("初始密码"), validators=[DataRequired(_l("请输入初始密码")), Length(max=256)])
+    version = HiddenField()  # the edited fields' fingerprint when the form was loaded (no lost updates)
 
     def __init__(self, *args, creating: bool = True, **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ from app.accounts.roles import ROLES
 from app.admin import services
 from app.admin.forms import ResetPasswordForm, UserForm
 from app.db import session
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed, check_fingerprint, fingerprint
 from app.i18n import N_
 from app.orgs.models import OrgUnit
 from app.orgs.services import find_by_code
@@ -91,12 +91,24 @@ def new_user():
                            org_units=_org_units()), status
 
 
+def _user_fields(display_name, role, org_code, phone) -> dict:
+    """The fields of the user form, labelled, as the conflict check and page compare them."""
+    return {N_("姓名"): (display_name or "").strip(), N_("角色"): ROLES.get(role, role or ""),
+            N_("所属单位代码"): (org_code or "").strip(), N_("联系电话"): (phone or "").strip()}
+
+
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int):
     user = _user_or_404(user_id)
     form = UserForm(creating=False, obj=user, data=None if request.method == "POST" else {"org_code": user.org.code})
+    if request.method == "GET":
+        form.version.data = fingerprint(_user_fields(user.display_name, user.role, user.org.code, user.phone))
     errors: dict[str, str] = {}
     if form.validate_on_submit():
+        # Two admins editing the same user: a save over changed values is the 409 conflict page.
+        check_fingerprint(form.version.data, _user_fields(user.display_name, user.role, user.org.code, user.phone),
+                          _user_fields(form.display_name.data, form.role.data, form.org_code.data, form.phone.data),
+                          record=user.username, record_url=url_for("admin.edit_user", user_id=user.id))
         try:
             accounts.update_user(user, form.display_name.data, form.role.data,
                                  find_by_code(form.org_code.data.strip()), (form.phone.data or "").strip() or None,
@@ -166,7 +178,9 @@ def _settings_page(errors: dict[str, str] | None = None, status: int = 200):
     return render_template("admin/settings.html", lists=lists, titles=services.VOCABULARY_TITLES,
                            suggests=services.RISK_SUGGESTS, deadlines=services.DEADLINE_SETTINGS,
                            numbers=services.NUMBER_SETTINGS, units=services.DAY_UNITS,
-                           values=services.deadline_values(), links=links, errors=errors or {}), status
+                           values=services.deadline_values(), links=links, errors=errors or {},
+                           deadlines_version=(request.form.get("version") if request.endpoint == "admin.deadlines" else None)
+                           or services.deadlines_version()), status
 
 
 @bp.post("/settings/<kind>")
@@ -185,10 +199,11 @@ def add_entry(kind: str):
 @bp.post("/settings/<kind>/<int:entry_id>")
 def change_entry(kind: str, entry_id: int):
     try:
+        version = request.form.get("version")  # a stale one is the 409 conflict page
         if "active" in request.form:
-            services.set_vocabulary_active(kind, entry_id, request.form["active"] == "1")
+            services.set_vocabulary_active(kind, entry_id, request.form["active"] == "1", version)
         else:
-            services.rename_vocabulary_entry(kind, entry_id, request.form.get("name"))
+            services.rename_vocabulary_entry(kind, entry_id, request.form.get("name"), version)
     except ValidationFailed as exc:
         session.rollback()
         return _settings_page({f"{kind}.{k}": v for k, v in exc.errors.items()}, 422)

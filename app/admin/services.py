@@ -12,7 +12,8 @@ from app.db import session
 from app.i18n import N_
 from app.errors import NotFound, ValidationFailed
 from app.settings.models import CaseSource, DisputeType, RiskFactor
-from app.settings.services import get_setting, set_setting
+from app.settings.services import (check_entry_version, check_settings_version, get_setting, set_setting,
+                                   settings_version)
 
 # The editable lists: kind (URL word) → model.  Types, sources and risk factors share one shape.
 VOCABULARIES: dict[str, type] = {"types": DisputeType, "sources": CaseSource, "risk_factors": RiskFactor}
@@ -91,9 +92,10 @@ def get_vocabulary_entry(kind: str, entry_id: int):
     return entry
 
 
-def rename_vocabulary_entry(kind: str, entry_id: int, name: str) -> None:
+def rename_vocabulary_entry(kind: str, entry_id: int, name: str, expected_version=None) -> None:
     """Rename an entry.  Cases keep the name they were registered with (stored as text)."""
     entry = get_vocabulary_entry(kind, entry_id)
+    check_entry_version(entry, expected_version, current={N_("名称"): entry.name}, submitted={N_("名称"): name})
     name = _clean_name(kind, name, exclude_id=entry.id)
     if name != entry.name:
         audit(f"settings.{kind}.rename", kind, entry.id, {"from": entry.name, "to": name})
@@ -101,13 +103,44 @@ def rename_vocabulary_entry(kind: str, entry_id: int, name: str) -> None:
         session.flush()
 
 
-def set_vocabulary_active(kind: str, entry_id: int, active: bool) -> None:
+def set_vocabulary_active(kind: str, entry_id: int, active: bool, expected_version=None) -> None:
     """Deactivate (no longer offered for new cases, still shown on old ones) or reactivate."""
     entry = get_vocabulary_entry(kind, entry_id)
+    check_entry_version(entry, expected_version, current={N_("名称"): entry.name, N_("启用"): entry.active},
+                        submitted={N_("名称"): entry.name, N_("启用"): active})
     if entry.active != active:
         entry.active = active
         session.flush()
         audit(f"settings.{kind}.{'activate' if active else 'deactivate'}", kind, entry.id, {"name": entry.name})
+
+
+DEADLINE_KEYS = [k for k, _ in DEADLINE_SETTINGS] + [k for k, *_ in NUMBER_SETTINGS]
+
+
+def deadlines_version() -> int:
+    """The version the deadline form carries (``check_settings_version``)."""
+    return settings_version(DEADLINE_KEYS)
+
+
+def _posted_deadlines(form) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, _label in DEADLINE_SETTINGS:
+        out[key] = {"days": form.get(f"{key}.days"), "unit": form.get(f"{key}.unit")}
+    for key, *_rest in NUMBER_SETTINGS:
+        out[key] = form.get(key)
+    return out
+
+
+def _deadline_labels(values: dict[str, Any]) -> dict[str, Any]:
+    """Deadline values as the conflict page shows them: label → "30 自然日"."""
+    labels = dict(DEADLINE_SETTINGS) | {k: label for k, label, *_ in NUMBER_SETTINGS}
+    out = {}
+    for key in DEADLINE_KEYS:
+        v = values.get(key)
+        if isinstance(v, dict):
+            v = f"{v.get('days')} {_(DAY_UNITS.get(v.get('unit'), v.get('unit') or ''))}"
+        out[labels[key]] = v
+    return out
 
 
 def deadline_values() -> dict[str, Any]:
@@ -119,6 +152,8 @@ def deadline_values() -> dict[str, Any]:
 def update_deadlines(form: dict[str, str]) -> dict[str, Any]:
     """Validate and store the deadline settings from the page's form fields (``<key>.days``,
     ``<key>.unit``, ``<key>``); all or nothing.  Returns the changed settings."""
+    check_settings_version(DEADLINE_KEYS, form.get("version"), current=_deadline_labels(deadline_values()),
+                           submitted=_deadline_labels(_posted_deadlines(form)))
     errors: dict[str, str] = {}
     new: dict[str, Any] = {}
     for key, label in DEADLINE_SETTINGS:

@@ -4,8 +4,9 @@ bad input (per-field messages), 403 for a role that may not, 409 for a refused t
 or a stale ``version``; 200 with the case's number, status and the new timeline entry."""
 from __future__ import annotations
 
-from flask import g, request
+from flask import g, jsonify, request
 
+from app.api.cases import request_version
 from app.api.routes import bp, token_required
 from app.cases.queries import get_visible_case
 from app.cases.services import apply_action
@@ -28,10 +29,12 @@ def case_action(number):
         raise ValidationFailed(errors={"action": "请求体须为 JSON 对象，并包含 action（操作名称）"})
     data = dict(body)
     action = str(data.pop("action")).strip()
-    entry = apply_action(user, case, action, data, expected_version=data.pop("version", None))
+    entry = apply_action(user, case, action, data, expected_version=request_version(data.pop("version", None)))
     session.commit()
-    return {"number": case.number, "status": case.status, "version": case.version,
-            "timeline_entry": timeline_entry_json(entry)}
+    resp = jsonify({"number": case.number, "status": case.status, "version": case.version,
+                    "timeline_entry": timeline_entry_json(entry)})
+    resp.headers["ETag"] = f'"{case.version}"'
+    return resp
 
 
 # --- OpenAPI (documentation only: the service validates, with per-field Chinese messages) -------
@@ -48,8 +51,9 @@ try:
 
     class ActionIn(BaseModel):
         """A workflow action by its English name (PRODUCT.md §4) with the fields it needs, e.g.
-        ``{"action": "decline", "reason": "...", "guidance": "..."}``; ``version`` (optional) refuses
-        the action with 409 when the case changed meanwhile."""
+        ``{"action": "decline", "reason": "...", "guidance": "..."}``; ``version`` (optional, or the
+        ``If-Match`` header) refuses the action with 409 and the current version when the case
+        changed meanwhile."""
 
         model_config = ConfigDict(extra="allow")
         action: ActionName  # type: ignore[valid-type]

@@ -17,6 +17,7 @@ from app.api.routes import bp, token_required
 from app.api.schemas_common import ErrorOut, chinese_errors
 from app.cases import vocab
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
+from app.cases.services import case_field_values, update_case_details
 from app.cases.queries import PAGE_SIZE, SORTS, CaseFilters, case_detail, page_of_cases
 from app.db import session
 from app.errors import ValidationFailed
@@ -103,6 +104,7 @@ class CaseOut(BaseModel):
     deadline_on: Optional[date] = None
     closed_on: Optional[date] = None
     outcome: Optional[str] = None
+    version: int = Field(description="记录版本：修改或办理时带上（version 或 If-Match），过期则 409")
     parties: list[PartyOut]
 
 
@@ -149,6 +151,8 @@ class CaseListQuery(BaseModel):
 
 
 def _case_out(case, detail: bool = False) -> dict:
+    # ID numbers and phones are masked for every role: the API has no unmask, the logged
+    # 显示完整信息 of the case page is the one way to see them (PRODUCT.md §9).
     data = {
         "number": case.number, "status": case.status, "status_label": vocab.label(vocab.STATUSES, case.status),
         "source": case.source, "type": case.dispute_type, "type_category": case.type_category,
@@ -158,7 +162,7 @@ def _case_out(case, detail: bool = False) -> dict:
         "handling_level": case.handling_level, "risk_level": case.risk_level, "summary": case.summary,
         "people_involved": case.people_involved, "amount": case.amount, "occurred_on": case.occurred_on,
         "registered_on": case.registered_on, "deadline_on": case.deadline_on, "closed_on": case.closed_on,
-        "outcome": case.outcome,
+        "outcome": case.outcome, "version": case.version,
         "parties": [{"kind": p.kind, "name": p.name, "role": vocab.label(vocab.PARTY_ROLES, p.role),
                      "gender": vocab.label(vocab.GENDERS, p.gender) or None,
                      "id_type": vocab.label(vocab.ID_TYPES, p.id_type) or None,
@@ -215,10 +219,58 @@ def list_cases():
     return jsonify({"items": [_case_out(c) for c in page.items], "next_cursor": page.next_cursor})
 
 
+class CasePatchIn(BaseModel):
+    """修改案件信息: the fields to change (the others keep their stored value) and the version
+    the client read (``version`` here or the ``If-Match`` header, as ``GET`` returns it in
+    ``version`` and ``ETag``).  A stale version is refused with 409 and the current version."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+    version: Optional[int] = Field(None, description="读取时的版本；也可用 If-Match 头")
+    source: Optional[str] = Field(None, max_length=40)
+    type: Optional[str] = Field(None, max_length=40)
+    occurred_on: Optional[date] = None
+    people_involved: Optional[int] = Field(None, ge=1)
+    amount: Optional[Decimal] = Field(None, ge=0)
+    summary: Optional[str] = Field(None, max_length=4000)
+    claims: Optional[str] = Field(None, max_length=2000)
+
+
+def request_version(body_version=None):
+    """The version a write is based on: the body's ``version``, else the ``If-Match`` header."""
+    if body_version not in (None, ""):
+        return body_version
+    header = request.headers.get("If-Match", "").strip()
+    return header or None
+
+
+def _with_etag(resp, case):
+    resp.headers["ETag"] = f'"{case.version}"'
+    return resp
+
+
 @bp.get("/cases/<number>")
 @token_required
 def get_case(number: str):
-    return jsonify(_case_out(case_detail(g.api_user, number), detail=True))
+    case = case_detail(g.api_user, number)
+    return _with_etag(jsonify(_case_out(case, detail=True)), case)
+
+
+@bp.patch("/cases/<number>")
+@token_required
+def patch_case(number: str):
+    """Change a case's own fields; requires the version read (409 when someone saved since)."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise ValidationFailed(errors={"_body": "请求体应为 JSON 对象（Content-Type: application/json）。"})
+    body = _validate(CasePatchIn, payload)
+    user = g.api_user
+    case = case_detail(user, number)
+    data = case_field_values(case)
+    data.update({k: ("" if v is None else str(v)) for k, v in body.model_dump(exclude_unset=True, mode="json").items()
+                 if k != "version"})
+    update_case_details(user, case, data, request_version(body.version))
+    session.commit()
+    return _with_etag(jsonify(_case_out(case, detail=True)), case)
 
 
 @bp.get("/openapi.json")
@@ -243,6 +295,15 @@ register_operation("/cases/{number}", "get", {
     "parameters": [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"},
                     "example": "QH-2026-000123"}],
     "responses": {"200": json_response(CaseDetailOut, "纠纷详情"), **_ERRORS}})
+register_operation("/cases/{number}", "patch", {
+    "summary": "修改案件信息（须带读取时的版本）", "operationId": "patchCase", "tags": ["cases"],
+    "parameters": [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
+                   {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                    "description": "读取时的 ETag（版本号），与请求体中的 version 二选一"}],
+    "requestBody": json_body(CasePatchIn),
+    "responses": {"200": json_response(CaseDetailOut, "已保存：新的内容与版本"),
+                  "403": json_response(ErrorOut, "不能修改（角色或已归档）"),
+                  "409": json_response(ErrorOut, "记录已被他人修改：current_version 为当前版本"), **_ERRORS}})
 register_operation("/openapi.json", "get", {
     "summary": "本文档", "operationId": "openapi", "tags": ["meta"], "security": [],
     "responses": {"200": {"description": "OpenAPI 3.1 文档"}}})

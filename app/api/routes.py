@@ -12,7 +12,7 @@ from functools import wraps
 from flask import Blueprint, g, request
 
 from app.accounts.services import user_for_token
-from app.errors import DomainError, error_response
+from app.errors import DomainError, StaleRecord, conflict_response, error_response
 from app.extensions import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -39,6 +39,8 @@ def token_required(view):
 def _domain_error(exc: DomainError):
     from app.db import session
     session.rollback()
+    if isinstance(exc, StaleRecord):
+        return conflict_response(exc)  # 409 with the current version and values
     return error_response(exc.status, exc.message, exc.errors)
 
 

@@ -11,19 +11,12 @@ from openpyxl.styles import Alignment, Font
 from app.accounts.models import User
 from app.cases import vocab
 from app.cases.queries import CaseFilters, iter_filtered_cases
+from app.spreadsheets import neutralise
 from app.templating import mask_id_number, mask_phone
 
 HEADERS = ["编号", "登记日期", "来源", "乡镇", "村(社区)", "纠纷类型", "简要情况", "主要诉求", "当事人",
            "证件号码", "联系电话", "涉及人数", "涉及金额", "风险等级", "化解层级", "状态", "办理期限",
            "办理结果", "结案日期"]
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """A cell value that cannot be run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def case_row(case, unmasked: bool = False) -> list:

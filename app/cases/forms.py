@@ -86,3 +86,36 @@ class IntakeForm(FlaskForm):
 
 class AttachmentForm(FlaskForm):
     file = FileField(_l("选择文件"))
+
+
+class CaseEditForm(FlaskForm):
+    """修改案件信息: the case's own fields, and the version the form was loaded with (a save over a
+    newer version gets the conflict page, never a silent overwrite)."""
+
+    source = SelectField(_l("纠纷来源"), choices=[], validate_choice=False)
+    type = SelectField(_l("纠纷类型"), choices=[], validate_choice=False)
+    occurred_on = StringField(_l("纠纷发生日期"), render_kw={"type": "date"})
+    people_involved = StringField(_l("涉及人数"), render_kw={"inputmode": "numeric"})
+    amount = StringField(_l("涉及金额（元）"), render_kw={"inputmode": "decimal", "placeholder": "0"})
+    summary = TextAreaField(_l("纠纷简要情况"))
+    claims = TextAreaField(_l("主要诉求"))
+    version = HiddenField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("source", "type", "summary"):
+            self[name].flags.required = True
+
+    def values(self) -> dict:
+        return {name: self[name].data for name in ("source", "type", "occurred_on", "people_involved", "amount",
+                                                    "summary", "claims")}
+
+    def apply_errors(self, errors: dict[str, str]) -> dict[str, str]:
+        rest = {}
+        for key, message in errors.items():
+            target = getattr(self, key, None) if key != "version" else None
+            if target is not None and hasattr(target, "errors"):
+                target.errors = list(target.errors or []) + [message]
+            else:
+                rest[key] = message
+        return rest

@@ -11,6 +11,7 @@ from sqlalchemy import (JSON, CheckConstraint, Date, ForeignKey, Index, Numeric,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.cases.vocab import OPEN_STATUSES
+from app.crypto import EncryptedString, hash_column, keep_hash
 from app.db import Base, utcnow
 from app.orgs.models import OrgUnit
 
@@ -137,12 +138,19 @@ class Party(Base):
     role: Mapped[str] = mapped_column(String(16))
     gender: Mapped[Optional[str]] = mapped_column(String(8))
     id_type: Mapped[Optional[str]] = mapped_column(String(16))
-    id_number: Mapped[Optional[str]] = mapped_column(String(32), index=True)
-    phone: Mapped[Optional[str]] = mapped_column(String(32), index=True)
+    # Encrypted at rest (app/crypto.py); equality lookups use the keyed hashes beside them.
+    id_number: Mapped[Optional[str]] = mapped_column(EncryptedString(255))
+    phone: Mapped[Optional[str]] = mapped_column(EncryptedString(255))
+    id_number_hash: Mapped[Optional[str]] = hash_column("id", "id_number")
+    phone_hash: Mapped[Optional[str]] = hash_column("phone", "phone")
     address: Mapped[Optional[str]] = mapped_column(String(200))
     agent: Mapped[Optional[str]] = mapped_column(String(100))
 
     case: Mapped[Case] = relationship(back_populates="parties")
+
+
+keep_hash(Party.id_number, "id_number_hash", "id")
+keep_hash(Party.phone, "phone_hash", "phone")
 
 
 class TimelineEntry(Base):

@@ -24,6 +24,7 @@ from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party
 from app.cases.vocab import OPEN_STATUSES
+from app.crypto import lookup_hash
 from app.db import session
 from app.errors import NotFound, ValidationFailed
 from app.orgs.models import OrgUnit
@@ -271,10 +272,12 @@ def page_of_cases(user: User, filters: CaseFilters, cursor: Optional[str] = None
     stmt = filtered_cases(user, filters)
     if cursor:
         value, last_id = decode_cursor(cursor, filters.sort)
+        # The plain bound (col <= value) is redundant but sargable: PostgreSQL does not turn the
+        # OR into an index range, and without it a deep page scans every newer row (bench/).
         if desc:
-            stmt = stmt.where(or_(col < value, and_(col == value, Case.id < last_id)))
+            stmt = stmt.where(col <= value, or_(col < value, and_(col == value, Case.id < last_id)))
         else:
-            stmt = stmt.where(or_(col > value, and_(col == value, Case.id > last_id)))
+            stmt = stmt.where(col >= value, or_(col > value, and_(col == value, Case.id > last_id)))
     order = (col.desc(), Case.id.desc()) if desc else (col.asc(), Case.id.asc())
     rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)
                                 .options(selectinload(Case.parties), joinedload(Case.village),
@@ -320,10 +323,13 @@ def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_
     the same village and type registered within ``window_days`` (newest first)."""
     conditions = [and_(Case.village_id == village_id, Case.dispute_type == dispute_type,
                        Case.registered_on >= today - timedelta(days=window_days))]
-    if id_numbers:
-        conditions.append(exists().where(Party.case_id == Case.id, Party.id_number.in_(id_numbers)))
-    if phones:
-        conditions.append(exists().where(Party.case_id == Case.id, Party.phone.in_(phones)))
+    # ID numbers and phones are encrypted: match their keyed hashes (app/crypto.py).
+    id_hashes = sorted({h for h in (lookup_hash("id", v) for v in id_numbers) if h})
+    phone_hashes = sorted({h for h in (lookup_hash("phone", v) for v in phones) if h})
+    if id_hashes:
+        conditions.append(exists().where(Party.case_id == Case.id, Party.id_number_hash.in_(id_hashes)))
+    if phone_hashes:
+        conditions.append(exists().where(Party.case_id == Case.id, Party.phone_hash.in_(phone_hashes)))
     stmt = scope_cases(user).where(or_(*conditions)).order_by(Case.registered_on.desc(), Case.id.desc())
     return list(session.scalars(stmt.limit(limit).options(selectinload(Case.parties),
                                                           joinedload(Case.village))))

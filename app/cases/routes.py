@@ -15,12 +15,13 @@ from app.audit.services import audit
 from app.cases import vocab
 from app.cases.attachments import READ_ONLY_ROLES, add_attachment, open_attachment
 from app.cases.export import export_cases
-from app.cases.forms import AttachmentForm, IntakeForm, PartyForm
+from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
 from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
                                page_of_cases, townships_in_jurisdiction, villages_in_jurisdiction)
 from app.db import session
-from app.errors import ValidationFailed
+from app.cases.services import can_edit_case, case_field_values, update_case_details
+from app.errors import PermissionDenied, ValidationFailed
 from app.settings.services import active_sources, active_types
 from app.templating import today_local
 
@@ -34,6 +35,7 @@ TIMELINE_LABELS = {
     "terminate": "调解终止", "withdraw": "撤回", "follow_up": "回访", "judicial_confirmation": "司法确认",
     "reopen": "重新办理", "hand_up": "上交", "archive": "归档", "supervise": "督办",
     "answer_supervision": "督办回复", "attachment": "上传附件", "import": "台账导入", "mediator_change": "调解员变更",
+    "edit": "修改信息",
 }
 
 
@@ -150,7 +152,7 @@ def _detail_context(case, show_full: bool = False) -> dict:
         users[uid] = session.get(User, uid)
     return {"case": case, "show_full": show_full, "attachments": attachments_of(case),
             "users": users, "timeline_labels": TIMELINE_LABELS, "today": today_local(),
-            "can_unmask": current_user.role in UNMASK_ROLES,
+            "can_unmask": current_user.role in UNMASK_ROLES, "can_edit": can_edit_case(current_user, case),
             "can_upload": current_user.role not in READ_ONLY_ROLES, "upload_form": AttachmentForm()}
 
 
@@ -158,6 +160,37 @@ def _detail_context(case, show_full: bool = False) -> dict:
 def detail(number: str):
     _require("cases.view")
     return render_template("cases/detail.html", **_detail_context(case_detail(current_user, number)))
+
+
+@bp.route("/<number>/edit", methods=["GET", "POST"])
+def edit(number: str):
+    """修改案件信息.  The form carries the version it was loaded with; saving over a newer one
+    raises ``StaleRecord`` (the 409 conflict page with both versions and the input kept)."""
+    _require("cases.view")
+    case = get_visible_case(current_user, number)
+    if not can_edit_case(current_user, case):
+        raise PermissionDenied("您不能修改该案件的信息（已归档的案件只读）。")
+    form = CaseEditForm(data=case_field_values(case) | {"version": case.version}
+                        if request.method == "GET" else None)
+    sources = active_sources()
+    types = [t.name for t in active_types()]
+    form.source.choices = [("", _("请选择"))] + [(s, s) for s in sources + ([case.source] if case.source not in sources else [])]
+    form.type.choices = [("", _("请选择"))] + [(t, t) for t in types + ([case.dispute_type] if case.dispute_type not in types else [])]
+    errors, status = {}, 200
+    if form.validate_on_submit():
+        try:
+            changes = update_case_details(current_user, case, form.values(), form.version.data)
+        except ValidationFailed as exc:
+            session.rollback()
+            errors, status = form.apply_errors(exc.errors), 422
+            errors = errors or ({"_": exc.message} if not exc.errors else errors)
+        else:
+            session.commit()
+            flash(_("案件信息已保存。") if changes else _("没有修改任何内容。"), "success")
+            return redirect(url_for("cases.detail", number=case.number))
+    elif request.method == "POST":
+        errors, status = {"csrf": _("表单已过期，请重新提交。")}, 400
+    return render_template("cases/edit.html", form=form, case=case, errors=errors), status
 
 
 @bp.post("/<number>/unmask")

@@ -1,5 +1,6 @@
 """Full-text search of cases over number, party names and summary, finding Chinese substrings
-(排水 in 排水沟堵塞) on both databases.
+(排水 in 排水沟堵塞) on both databases; a term that is a whole ID number or phone also finds the
+cases of the party holding it (by keyed hash: the numbers are encrypted, so no substring search).
 
 - SQLite: an FTS5 ``trigram`` table ``case_search`` (rowid = case id) kept in step with
   ``dispute_case`` and ``party`` by triggers, so bulk writers (the ledger importer) need do
@@ -13,10 +14,13 @@ and an ``after_create`` hook on the metadata calls it so ``create_all`` (tests) 
 """
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import and_, bindparam, column, event, exists, or_, select, text, union
 from sqlalchemy.engine import Connection
 
 from app.cases.models import Case, Party
+from app.crypto import lookup_hash, normalise
 from app.db import Base
 
 SQLITE_DDL = [
@@ -121,7 +125,8 @@ def search_clause(q: str | None, dialect: str):
     for i, term in enumerate(terms):
         if dialect == "sqlite" and len(term) >= 3:
             phrase = '"' + term.replace('"', '""') + '"'
-            match = text(f"SELECT rowid FROM case_search WHERE case_search MATCH :fts_{i}").bindparams(
+            # only the bind parameter's name is formatted (from the loop index); the term is bound
+            match = text(f"SELECT rowid FROM case_search WHERE case_search MATCH :fts_{i}").bindparams(  # nosec B608
                 bindparam(f"fts_{i}", phrase)).columns(column("rowid"))
             clauses.append(Case.id.in_(match))
         elif dialect == "postgresql" and len(term) >= 3:
@@ -134,4 +139,24 @@ def search_clause(q: str | None, dialect: str):
             clauses.append(Case.id.in_(ids))
         else:
             clauses.append(_like_clause(term, "ilike" if dialect == "postgresql" else "like"))
+        exact = _exact_party_clause(term)
+        if exact is not None:
+            clauses[-1] = or_(clauses[-1], exact)
     return and_(*clauses)
+
+
+ID_TERM_RE = re.compile(r"[0-9]{17}[0-9Xx]|[0-9]{15}")
+PHONE_TERM_RE = re.compile(r"\+?[0-9][0-9\-]{5,19}")
+
+
+def _exact_party_clause(term: str):
+    """Cases with a party whose full ID number or phone is ``term``.  Both are encrypted, so only
+    a whole number can be found (through its keyed hash, app/crypto.py); a part of one cannot."""
+    hashes = []
+    if ID_TERM_RE.fullmatch(term):
+        hashes.append(Party.id_number_hash == lookup_hash("id", term))
+    if PHONE_TERM_RE.fullmatch(term) and len(normalise("phone", term) or "") >= 7:
+        hashes.append(Party.phone_hash == lookup_hash("phone", term))
+    if not hashes:
+        return None
+    return Case.id.in_(select(Party.case_id).where(or_(*hashes)))

@@ -27,6 +27,7 @@ from app.cases.queries import scope_cases
 from app.cases.vocab import (AGREEMENT_FORMS, LEVELS, PERFORMANCE, REFERRAL_PATHS, RISK_LEVELS,
                              SATISFACTION, code_for)
 from app.db import session, utcnow
+from app.i18n import N_
 from app.errors import InvalidTransition, NotFound, PermissionDenied, StaleRecord, ValidationFailed
 from app.orgs.models import OrgUnit
 from app.settings.models import RiskFactor
@@ -722,7 +723,7 @@ HANDLERS: dict[str, Callable[[User, Case, dict], Change]] = {
     "archive": archive, "supervise": supervise, "answer_supervision": answer_supervision,
     "extend_deadline": extend_deadline, "pause": pause_clock, "resume": resume_clock,
 }
-assert set(HANDLERS) == set(workflow.ACTIONS)
+assert set(HANDLERS) == set(workflow.ACTIONS)  # nosec B101 # an import-time consistency check, not a guard
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,6 +746,59 @@ def check_allowed(user: User, case: Case, action: str) -> workflow.Action:
     return a
 
 
+def lock_case(case: Case) -> None:
+    """Lock ``case``'s row on PostgreSQL (``SELECT … FOR UPDATE``) and re-read it if another
+    transaction committed since it was loaded, so the version checked is the one this
+    transaction will update and concurrent writers queue instead of failing.  SQLite ignores
+    ``FOR UPDATE``: every write transaction begins IMMEDIATE (``app.db``), which already
+    serialises writers; the version read still catches an object loaded before a commit."""
+    stored = session.scalar(select(Case.version).where(Case.id == case.id).with_for_update())
+    if stored != case.version:  # another transaction committed since this object was loaded
+        session.refresh(case)
+
+
+def _version_number(value: Any) -> Optional[int]:
+    """The version a form or API body carried: an int, ``"7"`` or an ETag such as ``W/"7"``."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip().removeprefix("W/").strip('"')
+    try:
+        return int(text)
+    except ValueError:
+        raise ValidationFailed(errors={"version": "版本号无效，请刷新页面后重试"}) from None
+
+
+def case_snapshot(case: Case) -> dict[str, Any]:
+    """What the conflict page and the API's 409 show as "now stored" for a case: its state and
+    the latest handling, so the user sees what the other person did."""
+    from app.cases.vocab import STATUSES
+    last = session.scalars(select(TimelineEntry).where(TimelineEntry.case_id == case.id)
+                           .order_by(TimelineEntry.id.desc()).limit(1)).first()
+    snap: dict[str, Any] = {
+        N_("状态"): STATUSES.get(case.status, case.status),
+        N_("办理层级"): LEVELS.get(case.handling_level, case.handling_level),
+        N_("风险等级"): RISK_LEVELS.get(case.risk_level, "未定级") if case.risk_level else "未定级",
+    }
+    if last is not None:
+        label = workflow.ACTIONS[last.action].label if last.action in workflow.ACTIONS else last.action
+        snap[N_("最近办理")] = f"{label}（{last.actor_name or ''}，{last.at:%Y-%m-%d %H:%M} UTC）"
+        if last.note:
+            snap[N_("最近办理说明")] = last.note
+    return snap
+
+
+def check_version(case: Case, expected_version: Any, current: Optional[dict[str, Any]] = None,
+                  submitted: Optional[dict[str, Any]] = None) -> None:
+    """Refuse (409 ``StaleRecord``) when the version the form or API call was loaded with is
+    older than the stored one; ``None`` means the caller sent no version (API clients may)."""
+    expected = _version_number(expected_version)
+    if expected is not None and expected != case.version:
+        raise StaleRecord(current_version=case.version, submitted_version=expected,
+                          current=current if current is not None else case_snapshot(case),
+                          submitted=submitted, record=f"{case.number}",
+                          record_url=f"/cases/{case.number}")
+
+
 def apply_action(user: User, case: Case, action: str, data: Optional[dict] = None,
                  expected_version: Optional[int] = None) -> TimelineEntry:
     """Take workflow ``action`` on ``case`` as ``user`` with the action's fields in ``data``;
@@ -752,8 +806,8 @@ def apply_action(user: User, case: Case, action: str, data: Optional[dict] = Non
     data = dict(data or {})
     if not in_jurisdiction(user, case):
         raise NotFound()
-    if expected_version not in (None, "") and int(expected_version) != case.version:
-        raise StaleRecord()
+    lock_case(case)
+    check_version(case, expected_version)
     a = check_allowed(user, case, action)
     change = HANDLERS[action](user, case, data)
     from_status = case.status
@@ -826,3 +880,102 @@ def departments_for(case: Case) -> list[OrgUnit]:
                                   (OrgUnit.parent_id == case.township_id) | (OrgUnit.parent_id == case.county_id))
             .order_by(OrgUnit.parent_id == case.county_id, OrgUnit.code))  # the township's first
     return list(session.scalars(stmt))
+
+
+# ---------------------------------------------------------------------------------------------
+# 修改案件信息: the case's own fields, edited by two people at once only over a version check.
+
+CASE_FIELDS: list[tuple[str, str]] = [
+    ("source", N_("纠纷来源")), ("type", N_("纠纷类型")), ("occurred_on", N_("纠纷发生日期")),
+    ("people_involved", N_("涉及人数")), ("amount", N_("涉及金额（元）")), ("summary", N_("纠纷简要情况")),
+    ("claims", N_("主要诉求")),
+]
+CASE_TEXT_LIMITS = {"summary": 4000, "claims": 2000}
+
+
+def can_edit_case(user: User, case: Case) -> bool:
+    """Centre staff and mediators over the case may correct it; the registrar (e.g. a grid
+    worker) while it still waits for triage.  An archived case is read-only."""
+    if case.status == "archived" or not user.can("cases.register"):
+        return False
+    return user.role in MEDIATOR_ROLES or (case.registered_by_id == user.id and case.status == "pending_triage")
+
+
+def case_field_values(case: Case) -> dict[str, str]:
+    """The editable fields as the form shows them (text)."""
+    return {"source": case.source or "", "type": case.dispute_type or "",
+            "occurred_on": case.occurred_on.isoformat() if case.occurred_on else "",
+            "people_involved": "" if case.people_involved is None else str(case.people_involved),
+            "amount": "" if case.amount is None else f"{case.amount:.2f}",
+            "summary": case.summary or "", "claims": case.claims or ""}
+
+
+def labelled(values: dict[str, Any]) -> dict[str, Any]:
+    """Field values keyed by their Chinese labels, in form order (for the conflict page)."""
+    return {label: values.get(name, "") for name, label in CASE_FIELDS}
+
+
+def update_case_details(user: User, case: Case, data: dict, expected_version: Any) -> dict[str, list]:
+    """Save the case's own fields from ``data`` when ``expected_version`` is still the stored
+    one (else 409 with both versions); returns the changes ``{field: [old, new]}`` (audited, and
+    a timeline entry).  A version is required: a save that cannot say what it was based on
+    could silently overwrite someone's change."""
+    from app.cases.validators import FieldError, clean_amount, clean_past_date, clean_people
+    from app.settings.services import active_sources, resolve_type
+
+    if not in_jurisdiction(user, case):
+        raise NotFound()
+    if not can_edit_case(user, case):
+        raise PermissionDenied("您不能修改该案件的信息（已归档的案件只读）。")
+    if _version_number(expected_version) is None:
+        raise ValidationFailed(errors={"version": "缺少版本号，请刷新页面后重新修改"})
+    lock_case(case)
+    submitted = {name: "" if data.get(name) is None else str(data.get(name)).strip() for name, _ in CASE_FIELDS}
+    check_version(case, expected_version, current=labelled(case_field_values(case)), submitted=labelled(submitted))
+
+    errors: dict[str, str] = {}
+    today = today_local()
+    source = submitted["source"]
+    if not source:
+        errors["source"] = "请选择纠纷来源。"
+    elif source != case.source and source not in active_sources():
+        errors["source"] = f"来源“{source}”不在来源列表中。"
+    dtype = resolve_type(submitted["type"]) if submitted["type"] else None
+    if not submitted["type"]:
+        errors["type"] = "请选择纠纷类型。"
+    elif dtype is None or (not dtype.active and dtype.name != case.dispute_type):
+        errors["type"] = f"纠纷类型“{submitted['type']}”不在类型列表中。"
+    if not submitted["summary"]:
+        errors["summary"] = "请填写纠纷简要情况。"
+    for name, limit in CASE_TEXT_LIMITS.items():
+        if len(submitted[name]) > limit:
+            errors[name] = f"最多{limit}个字。"
+    new: dict[str, Any] = {}
+    for name, clean in (("people_involved", clean_people), ("amount", clean_amount),
+                        ("occurred_on", lambda v: clean_past_date(v, today, "纠纷发生日期"))):
+        try:
+            new[name] = clean(submitted[name])
+        except FieldError as exc:
+            errors[name] = str(exc)
+    _check(errors)
+
+    new.update(source=source, summary=submitted["summary"], claims=submitted["claims"] or None)
+    old = case_field_values(case)
+    columns = {"source": "source", "summary": "summary", "claims": "claims", "people_involved": "people_involved",
+               "amount": "amount", "occurred_on": "occurred_on"}
+    for name, column in columns.items():
+        setattr(case, column, new[name])
+    case.dispute_type = dtype.name
+    case.type_category = dtype.category
+    changes = {name: [old[name], value] for name, value in case_field_values(case).items() if old[name] != value}
+    if not changes:
+        return {}
+    now = utcnow()
+    case.last_activity_at = now
+    labels = dict(CASE_FIELDS)
+    session.add(TimelineEntry(case=case, at=now, actor_id=user.id, actor_name=user.display_name, action="edit",
+                              from_status=case.status, to_status=case.status,
+                              note="修改：" + "、".join(labels[k] for k in changes), data={"changes": changes}))
+    session.flush()
+    audit("case.edit", "case", case.number, {"changes": changes, "version": case.version}, user=user)
+    return changes

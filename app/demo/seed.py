@@ -17,7 +17,7 @@ from app.orgs.services import add_unit, find_by_code, import_orgs_csv
 from app.settings.services import seed_vocabularies
 
 DEMO_DIR = Path(__file__).resolve().parent
-DEMO_PASSWORD = "Qingyuan@2026"
+DEMO_PASSWORD = "Qingyuan@2026"  # nosec B105 # the documented demo password of the demo users only
 COUNTY_CODE = "429960"
 DEMO_TOWNSHIP = "429960002"  # 南湖镇
 DEMO_VILLAGE = "429960002001"
@@ -115,7 +115,7 @@ def _add_demo_sweeps(echo, months: int = 12) -> None:
 
     if session.scalar(select(func.count(Sweep.id))):
         return
-    rng = random.Random(429960)
+    rng = random.Random(429960)  # nosec B311 # reproducible demo data, not security
     villages = session.scalars(select(OrgUnit).where(OrgUnit.level == "village").order_by(OrgUnit.code)).all()
     start = today_local().replace(day=1)
     periods = []

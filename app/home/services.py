@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
 from app.cases.models import Case
@@ -58,7 +59,8 @@ def workbench(user: User) -> Workbench:
     counts = dict(session.execute(
         scope_cases(user, select(Case.status, func.count(Case.id))).group_by(Case.status)).all())
     status_counts = {code: counts.get(code, 0) for code in STATUSES}
-    recent = list(session.scalars(scope_cases(user).order_by(Case.registered_at.desc(), Case.id.desc()).limit(8)))
+    recent = list(session.scalars(scope_cases(user).options(joinedload(Case.village))  # the list names the village
+                                  .order_by(Case.registered_at.desc(), Case.id.desc()).limit(8)))
     todos = [section for provider in TODO_PROVIDERS if (section := provider(user)) is not None]
     return Workbench(status_counts, recent, todos, org_path(user.org),
                      admin_summary() if user.can("admin") else None)
@@ -67,6 +69,11 @@ def workbench(user: User) -> Workbench:
 def org_path(unit) -> list[str]:
     """Names from the county down to ``unit`` (示范县 › 南湖镇 › 朱湖社区 › 第1网格)."""
     names = []
+    ancestors = {i for i in (getattr(unit, "parent_id", None), getattr(unit, "township_id", None),
+                             getattr(unit, "county_id", None)) if i}
+    if ancestors:  # one query for the ancestors (then ``parent`` comes from the identity map)
+        from app.orgs.models import OrgUnit
+        list(session.scalars(select(OrgUnit).where(OrgUnit.id.in_(ancestors))))
     while unit is not None:
         names.append(unit.name)
         unit = unit.parent

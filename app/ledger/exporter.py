@@ -21,20 +21,14 @@ from app.ledger.importer import CASE_SHEET, RECEPTION_SHEET
 from app.orgs.models import OrgUnit
 from app.reception.models import ReceptionEntry
 from app.reports.queries import org_clause
+from app.spreadsheets import neutralise
 from app.templating import mask_phone
 
 CASE_HEADERS = ["编号", "登记日期", "来源", "乡镇", "村(社区)", "纠纷类型", "简要情况", "当事人", "联系电话",
                 "涉及人数", "涉及金额", "风险等级", "化解层级", "办理结果", "结案日期", "协议形式", "履行情况",
                 "回访日期", "满意度", "责任人", "备注"]
 RECEPTION_HEADERS = ["日期", "乡镇", "来访人", "人数", "事由", "处理方式", "备注"]
-DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in text cells."""
-    if isinstance(value, str) and value.startswith(DANGEROUS):
-        return "'" + value
-    return value
+safe = neutralise  # the shared defence (app/spreadsheets.py)
 
 
 def _lbl(vocab, code) -> Optional[str]:

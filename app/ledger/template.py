@@ -14,6 +14,7 @@ from app.db import session
 from app.ledger.exporter import CASE_HEADERS, RECEPTION_HEADERS
 from app.ledger.importer import CASE_REQUIRED, CASE_SHEET, RECEPTION_REQUIRED, RECEPTION_SHEET
 from app.settings.models import CaseSource, DisputeType
+from app.spreadsheets import neutralise
 
 ROWS = 2000
 INSTRUCTIONS = [
@@ -45,7 +46,7 @@ def _sheet_list(ws, header_list, header, values, lists, index):
     col = get_column_letter(header_list.index(header) + 1)
     lcol = get_column_letter(index)
     for i, v in enumerate(values, start=1):
-        lists[f"{lcol}{i}"] = v
+        lists[f"{lcol}{i}"] = neutralise(v)  # names are the admin's text: never a formula
     dv = DataValidation(type="list", formula1=f"'选项'!${lcol}$1:${lcol}${len(values)}", allow_blank=True)
     dv.add(f"{col}2:{col}{ROWS}")
     ws.add_data_validation(dv)

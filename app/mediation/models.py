@@ -10,6 +10,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.crypto import EncryptedString
 from app.db import Base, utcnow
 from app.orgs.models import OrgUnit
 
@@ -34,7 +35,7 @@ class RosterMember(Base):
     name: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     specialty: Mapped[Optional[str]] = mapped_column(String(200))
-    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    phone: Mapped[Optional[str]] = mapped_column(EncryptedString(255))  # encrypted (app/crypto.py)
     notes: Mapped[Optional[str]] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

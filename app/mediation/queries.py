@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from typing import Any, Optional
 
 from sqlalchemy import distinct, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
@@ -140,11 +141,15 @@ def suggestions(case: Case, limit: int = 8) -> list[RosterRow]:
 # The case page's section
 
 def case_records(case: Case) -> dict[str, Any]:
+    # participants, obligations and departments loaded with their parents: no query per row
     sessions = list(session.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
+                                    .options(selectinload(MediationSession.participants))
                                     .order_by(MediationSession.held_on, MediationSession.id)))
-    agreements = list(session.scalars(select(Agreement).where(Agreement.case_id == case.id).order_by(Agreement.id)))
+    agreements = list(session.scalars(select(Agreement).where(Agreement.case_id == case.id)
+                                      .options(selectinload(Agreement.obligations)).order_by(Agreement.id)))
     invites = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id,
                                                                DepartmentTask.kind == "invite")
+                                   .options(joinedload(DepartmentTask.department))
                                    .order_by(DepartmentTask.id)))
     closures = list(session.scalars(select(CaseClosure).where(CaseClosure.case_id == case.id).order_by(CaseClosure.id)))
     follow_ups = list(session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)))

@@ -15,7 +15,7 @@ from app.accounts.roles import UNMASK_ROLES
 from app.audit.services import audit
 from app.cases.models import Case
 from app.cases.queries import get_visible_case, townships_in_jurisdiction
-from app.cases.services import MEDIATOR_ROLES, departments_for, users_for_picker
+from app.cases.services import MEDIATOR_ROLES, check_version, departments_for, users_for_picker
 from app.cases.vocab import LEVELS, RISK_LEVELS
 from app.db import session
 from app.errors import DomainError, InvalidTransition, PermissionDenied, StaleRecord, ValidationFailed
@@ -76,12 +76,15 @@ def _form_page(number: str, template: str, service, success: str, extra=None):
     values, errors, status = {}, {}, 200
     if request.method == "POST":
         values = _data()
+        # A save over a newer version is a conflict before anything else (409 page with both
+        # versions); so a form re-rendered for bad input still carries the version it was loaded with.
+        check_version(case, values.get("version"))
         try:
             service(current_user, case, values)
         except ValidationFailed as exc:
             session.rollback()
             errors, status = exc.errors or {"_": exc.message}, 422
-        except (InvalidTransition, StaleRecord) as exc:
+        except InvalidTransition as exc:  # StaleRecord goes on to the 409 conflict page
             session.rollback()
             errors, status = {"_": exc.message}, 409
         else:
@@ -147,6 +150,8 @@ def archive(number):
     case = get_visible_case(current_user, number)
     try:
         services.archive(current_user, case, _data())
+    except (StaleRecord, PermissionDenied):
+        raise  # the 409 conflict page; a role that may not archive is refused (403)
     except DomainError as exc:
         session.rollback()
         flash(exc.errors.get("archive") if exc.errors.get("archive") else exc.message, "danger")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.audit.services import audit
 from app.cases.models import Case, FollowUp, Party, TimelineEntry
-from app.cases.services import (MEDIATOR_ROLES, _find_department, _find_user, apply_action, check_allowed,
+from app.cases.services import (MEDIATOR_ROLES, check_version, lock_case, _find_department, _find_user, apply_action, check_allowed,
                                  in_jurisdiction)
 from app.cases.vocab import AGREEMENT_FORMS, REFERRAL_PATHS
 from app.db import session, utcnow
@@ -151,6 +151,8 @@ def change_mediator(user: User, case: Case, data: dict) -> MediatorChange:
         raise InvalidTransition("只有待研判或调解中的案件可以选择或更换调解员。")
     if user.role not in MEDIATOR_ROLES:
         raise PermissionDenied("只有调解员或综治中心工作人员可以登记调解员的选择与更换。")
+    lock_case(case)
+    check_version(case, data.get("version"))
     errors: dict[str, str] = {}
     kind = _s(data, "kind")
     if kind not in CHANGE_KINDS:

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from app.audit.services import audit
 from app.db import session
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, ValidationFailed, check_fingerprint, fingerprint
+from app.i18n import N_
 from app.orgs.models import LEVEL_LABELS, OrgUnit
 from app.orgs.services import OrgImportError, add_unit, find_by_code, import_orgs_csv, rename_unit
 
@@ -79,12 +80,20 @@ def add():
     return redirect(url_for("orgs.tree", unit=unit.code))
 
 
+@bp.app_context_processor
+def _org_helpers():
+    return {"org_fingerprint": lambda unit: fingerprint({N_("名称"): unit.name})}
+
+
 @bp.post("/rename")
 def rename():
     unit = find_by_code(request.form.get("unit", ""))
     if unit is None:
         raise NotFound(_("单位不存在。"))
     old = unit.name
+    # Two admins renaming the same unit: a save over a changed name is the 409 conflict page.
+    check_fingerprint(request.form.get("version"), {N_("名称"): unit.name}, {N_("名称"): request.form.get("name", "")},
+                      record=unit.code, record_url=url_for("orgs.tree", unit=unit.code))
     try:
         rename_unit(unit, request.form.get("name", ""))
     except ValidationFailed as exc:

@@ -156,7 +156,7 @@ def _place(unit: OrgUnit, parent: Optional[OrgUnit]) -> None:
         unit.county_id = unit.id
         unit.township_id = None
         return
-    assert parent is not None
+    assert parent is not None  # nosec B101 # type narrowing; add_unit validated the parent
     session.flush()
     unit.county_id = parent.county_id if parent.level != "county" else parent.id
     if unit.level == "township":

@@ -7,6 +7,7 @@ from typing import Optional
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.crypto import EncryptedString, hash_column, keep_hash
 from app.db import Base, utcnow
 
 
@@ -32,7 +33,8 @@ class ReceptionEntry(Base):
     received_on: Mapped[date] = mapped_column(Date)
     visitor_names: Mapped[str] = mapped_column(String(200))
     headcount: Mapped[int] = mapped_column(default=1)
-    phone: Mapped[Optional[str]] = mapped_column(String(32))
+    phone: Mapped[Optional[str]] = mapped_column(EncryptedString(255))  # encrypted (app/crypto.py)
+    phone_hash: Mapped[Optional[str]] = hash_column("phone", "phone")
     matter: Mapped[str] = mapped_column(Text)
     handling: Mapped[str] = mapped_column(String(16))
     department_id: Mapped[Optional[int]] = mapped_column(ForeignKey("org_unit.id"))
@@ -40,3 +42,6 @@ class ReceptionEntry(Base):
     notes: Mapped[Optional[str]] = mapped_column(Text)
     recorded_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id"))
     import_key: Mapped[Optional[str]] = mapped_column(String(64), unique=True)  # ledger re-import
+
+
+keep_hash(ReceptionEntry.phone, "phone_hash", "phone")

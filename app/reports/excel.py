@@ -10,6 +10,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
 from app.cases import vocab
 from app.orgs.models import OrgUnit
+from app.spreadsheets import neutralise
 from app.templating import format_rate
 
 THIN = Side(style="thin", color="000000")
@@ -36,11 +37,7 @@ FIGURE_ROWS = [
 ]
 
 
-def safe(value: Any) -> Any:
-    """Neutralise text a spreadsheet would read as a formula (= + - @ …)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+safe = neutralise  # the shared defence (app/spreadsheets.py)
 
 
 def pick(report: dict, path: tuple[str, ...]) -> Any:

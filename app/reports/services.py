@@ -1,18 +1,17 @@
-"""Report page helpers: default org/month, the 12-month trend (one grouped query per series),
+"""Report page helpers: default org/month, the 12-month trend (from the monthly summary),
 the comparisons beside the month, and the leaders' dashboard."""
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any, Optional
 
-from sqlalchemy import and_, func, select
-from sqlalchemy import case as sa_case
+from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Case, SupervisionOrder
 from app.cases.queries import scope_cases
-from app.cases.vocab import OPEN_STATUSES, RESOLVED_OUTCOMES
+from app.cases.vocab import OPEN_STATUSES
 from app.db import session
 from app.orgs.models import OrgUnit
 from app.reports.queries import Period, by_township, figures, month_period, org_clause, rate
@@ -40,39 +39,23 @@ def shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
     return n // 12, n % 12 + 1
 
 
-def _month_key(column):
-    if session.get_bind().dialect.name == "sqlite":
-        return func.strftime("%Y-%m", column)
-    return func.to_char(column, "YYYY-MM")
-
-
-def trend(org: OrgUnit, year: int, month: int) -> dict[str, Any]:
-    """Accepted, resolved and 化解率 for the 12 months ending with ``year-month``: one grouped
-    query for accepted / accepted_resolved (by registration month; the cohort rule "closed as
-    resolved by the end of P" means closed in the registration month) and one for resolved
-    (closed in the month with a resolved outcome)."""
-    months = [shift_month(year, month, d) for d in range(-11, 1)]
-    start = month_period(*months[0]).start
-    end = month_period(year, month).end
-    keys = [f"{y:04d}-{m:02d}" for y, m in months]
-    reg_key = _month_key(Case.registered_on)
-    close_key = _month_key(Case.closed_on)
-    acc_rows = session.execute(
-        select(reg_key, func.count(), func.sum(sa_case((and_(Case.outcome.in_(RESOLVED_OUTCOMES),
-                                                               close_key == reg_key), 1), else_=0)))
-        .where(org_clause(org), Case.registered_on.between(start, end), Case.status != "declined")
-        .group_by(reg_key)).all()
-    res_rows = session.execute(
-        select(close_key, func.count())
-        .where(org_clause(org), Case.closed_on.between(start, end), Case.outcome.in_(RESOLVED_OUTCOMES))
-        .group_by(close_key)).all()
-    accepted = {k: (int(a), int(r or 0)) for k, a, r in acc_rows}
-    resolved = {k: int(n) for k, n in res_rows}
+def trend(org: OrgUnit, year: int, month: int, months: int = 12) -> dict[str, Any]:
+    """Accepted, resolved and 化解率 for the ``months`` months ending with ``year-month`` (12 on
+    the report page; any number for cross-year trends), read from the monthly summary
+    (``app.reports.summary``), whose figures are the §6 figures of each month: accepted and
+    accepted_resolved by registration month (resolved by the end of that month), resolved by
+    closing month."""
+    from app.reports.summary import monthly_counts
+    span = [shift_month(year, month, d) for d in range(-(months - 1), 1)]
+    yms = [y * 100 + m for y, m in span]
+    counts = monthly_counts(org, yms[0], yms[-1])
+    zero = {"accepted": 0, "accepted_resolved": 0, "resolved": 0}
+    rows = [counts.get(ym, zero) for ym in yms]
     return {
-        "months": keys,
-        "accepted": [accepted.get(k, (0, 0))[0] for k in keys],
-        "resolved": [resolved.get(k, 0) for k in keys],
-        "resolution_rate": [rate(accepted.get(k, (0, 0))[1], accepted.get(k, (0, 0))[0]) for k in keys],
+        "months": [f"{y:04d}-{m:02d}" for y, m in span],
+        "accepted": [r["accepted"] for r in rows],
+        "resolved": [r["resolved"] for r in rows],
+        "resolution_rate": [rate(r["accepted_resolved"], r["accepted"]) for r in rows],
     }
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
 from app.cases.models import Case, Party, TimelineEntry
@@ -98,7 +99,7 @@ def sweep_cases(user: User, sweep: Sweep) -> list[Case]:
 class RepeatGroup:
     """One person seen in several cases, and how they were matched."""
     basis: str  # "id_number" / "phone" / "name_village"
-    key: str
+    key: str  # the lookup hash for id_number / phone (never the value), the name for name_village
     name: str
     cases: list[Case]
 
@@ -112,8 +113,9 @@ def _repeat_keys(user: User, limit: int) -> list[tuple[str, tuple]]:
     base = Party.case_id.in_(select(scoped_ids.c.id))
     keys: list[tuple[str, tuple]] = []
     for basis, cols, extra in (
-            ("id_number", (Party.id_number,), Party.id_number.isnot(None)),
-            ("phone", (Party.phone,), Party.phone.isnot(None)),
+            # Encrypted values are grouped by their keyed hashes (app/crypto.py).
+            ("id_number", (Party.id_number_hash,), Party.id_number_hash.isnot(None)),
+            ("phone", (Party.phone_hash,), Party.phone_hash.isnot(None)),
             ("name_village", (Party.name, Case.village_id), Party.kind == "person")):
         stmt = select(*cols).where(base, extra)
         if basis == "name_village":
@@ -127,17 +129,31 @@ def repeat_groups(user: User, limit: int = 100) -> list[RepeatGroup]:
     """People who appear in two or more visible cases: same ID number, or same phone, or same
     name within the same village.  A person matched by ID number is not listed again by phone
     or name for the same set of cases."""
+    keys = _repeat_keys(user, limit)
+    # One query per basis for every group's cases (not one per group), grouped here.
+    rows_by_key: dict[tuple[str, tuple], list] = defaultdict(list)
+    for basis in ("id_number", "phone", "name_village"):
+        wanted = [key for b, key in keys if b == basis]
+        if not wanted:
+            continue
+        if basis == "id_number":
+            cols, where = (Party.id_number_hash,), Party.id_number_hash.in_([k[0] for k in wanted])
+        elif basis == "phone":
+            cols, where = (Party.phone_hash,), Party.phone_hash.in_([k[0] for k in wanted])
+        else:
+            cols = (Party.name, Case.village_id)
+            where = and_(Party.name.in_({k[0] for k in wanted}), Case.village_id.in_({k[1] for k in wanted}),
+                         Party.kind == "person")
+        wanted_set = set(wanted)
+        for case, name, *key in session.execute(
+                scope_cases(user, select(Case, Party.name, *cols)).join(Party, Party.case_id == Case.id)
+                .where(where).order_by(Case.registered_on.desc(), Case.id.desc())).all():
+            if tuple(key) in wanted_set:
+                rows_by_key[(basis, tuple(key))].append((case, name))
     groups: list[RepeatGroup] = []
     seen: set[frozenset[int]] = set()
-    for basis, key in _repeat_keys(user, limit):
-        if basis == "id_number":
-            where = Party.id_number == key[0]
-        elif basis == "phone":
-            where = Party.phone == key[0]
-        else:
-            where = and_(Party.name == key[0], Case.village_id == key[1], Party.kind == "person")
-        rows = session.execute(scope_cases(user, select(Case, Party.name)).join(Party, Party.case_id == Case.id)
-                               .where(where).order_by(Case.registered_on.desc(), Case.id.desc())).all()
+    for basis, key in keys:
+        rows = rows_by_key.get((basis, key), [])
         cases = list({c.id: c for c, _ in rows}.values())
         ids = frozenset(c.id for c in cases)
         if len(cases) < 2 or ids in seen:
@@ -153,22 +169,37 @@ def repeats_for_case(user: User, case: Case) -> list[tuple[Case, list[str]]]:
     village), each with the reasons it matched."""
     conditions = []
     for p in case.parties:
-        if p.id_number:
-            conditions.append(("身份证号相同：" + p.name, Party.id_number == p.id_number))
-        if p.phone:
-            conditions.append(("电话相同：" + p.name, Party.phone == p.phone))
+        if p.id_number_hash:
+            conditions.append(("身份证号相同：" + p.name, Party.id_number_hash == p.id_number_hash))
+        if p.phone_hash:
+            conditions.append(("电话相同：" + p.name, Party.phone_hash == p.phone_hash))
         if p.kind == "person":
             conditions.append(("同村同名：" + p.name,
                                and_(Party.name == p.name, Party.kind == "person", Case.village_id == case.village_id)))
-    found: dict[int, tuple[Case, list[str]]] = {}
-    for reason, cond in conditions:
-        matching = select(Party.case_id).join(Case, Case.id == Party.case_id).where(cond)
-        for other in session.scalars(scope_cases(user).where(Case.id.in_(matching), Case.id != case.id)
-                                     .order_by(Case.id).limit(50)):
-            entry = found.setdefault(other.id, (other, []))
-            if reason not in entry[1]:
-                entry[1].append(reason)
-    return sorted(found.values(), key=lambda e: e[0].registered_on, reverse=True)
+    if not conditions:
+        return []
+    # Two queries whatever the number of parties (not one per party and condition): the visible
+    # cases matching any condition (at most 50 per condition, as before), then, over those cases'
+    # parties, one 0/1 column per condition to name the reasons.
+    matching = select(Party.case_id).join(Case, Case.id == Party.case_id).where(or_(*[c for _, c in conditions]))
+    others = {c.id: c for c in session.scalars(scope_cases(user).where(Case.id.in_(matching), Case.id != case.id)
+                                               .order_by(Case.id).limit(50 * len(conditions)))}
+    if not others:
+        return []
+    hits: dict[int, set[int]] = defaultdict(set)
+    flags = select(Party.case_id, *[sql_case((cond, 1), else_=0) for _, cond in conditions]) \
+        .join(Case, Case.id == Party.case_id).where(Party.case_id.in_(list(others)))
+    for case_id, *row in session.execute(flags):
+        hits[case_id].update(i for i, flag in enumerate(row) if flag)
+    found: list[tuple[Case, list[str]]] = []
+    for case_id, other in others.items():
+        reasons: list[str] = []
+        for i in sorted(hits.get(case_id, ())):
+            if conditions[i][0] not in reasons:
+                reasons.append(conditions[i][0])
+        if reasons:
+            found.append((other, reasons))
+    return sorted(found, key=lambda e: e[0].registered_on, reverse=True)
 
 
 # ---------------------------------------------------------------- clusters
@@ -179,7 +210,7 @@ class Cluster:
     village: OrgUnit
     dispute_type: str
     count: int
-    cases: list[Case] = field(default_factory=list)
+    cases: list[Case]
 
 
 def cluster_settings() -> tuple[int, int]:
@@ -200,13 +231,17 @@ def clusters(user: User, today: Optional[date] = None) -> list[Cluster]:
     stmt = scope_cases(user, select(Case.village_id, Case.dispute_type, func.count(Case.id))).where(
         Case.registered_on >= since, Case.registered_on <= today).group_by(Case.village_id, Case.dispute_type) \
         .having(func.count(Case.id) >= threshold).order_by(func.count(Case.id).desc())
-    result = []
-    for village_id, dtype, n in session.execute(stmt.limit(200)).all():
-        cases = list(session.scalars(scope_cases(user).where(
-            Case.village_id == village_id, Case.dispute_type == dtype, Case.registered_on >= since,
-            Case.registered_on <= today).order_by(Case.registered_on.desc())))
-        result.append(Cluster(session.get(OrgUnit, village_id), dtype, n, cases))
-    return result
+    pairs = session.execute(stmt.limit(200)).all()
+    if not pairs:
+        return []
+    # The cases and villages of every cluster in two queries (not two per cluster).
+    villages = {o.id: o for o in session.scalars(select(OrgUnit).where(OrgUnit.id.in_({v for v, _, _ in pairs})))}
+    by_pair: dict[tuple[int, str], list[Case]] = defaultdict(list)
+    for c in session.scalars(scope_cases(user).where(
+            Case.village_id.in_({v for v, _, _ in pairs}), Case.dispute_type.in_({d for _, d, _ in pairs}),
+            Case.registered_on >= since, Case.registered_on <= today).order_by(Case.registered_on.desc())):
+        by_pair[(c.village_id, c.dispute_type)].append(c)
+    return [Cluster(villages[village_id], dtype, n, by_pair[(village_id, dtype)]) for village_id, dtype, n in pairs]
 
 
 def cluster_for_case(user: User, case: Case) -> list[Case]:

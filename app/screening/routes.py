@@ -179,6 +179,9 @@ def criminal(number: str):
     if not form.validate_on_submit():
         flash(_("表单已过期或日期有误，请重新提交。"), "danger")
         return redirect(url_for("cases.detail", number=number))
+    from app.cases.services import check_version, lock_case
+    lock_case(case)
+    check_version(case, request.form.get("version"))  # a stale flag is the 409 conflict page
     try:
         flag_criminal(current_user, case, form.kind.data, form.on.data, form.ref.data, form.note.data)
     except ValidationFailed as exc:

@@ -249,7 +249,9 @@ def _get_or_create_sweep(village: OrgUnit, start: date, end: date, swept_on: dat
     return sweep, True
 
 
-CRIMINAL_FLAG_ROLES = COUNTY_ROLES | TOWNSHIP_ROLES
+# County and township staff who handle cases; the admin and the county leader are read-only
+# (PRODUCT.md §1) and may not mark cases.
+CRIMINAL_FLAG_ROLES = (COUNTY_ROLES | TOWNSHIP_ROLES) - {"admin", "county_leader"}
 
 
 def can_flag_criminal(user: User) -> bool:

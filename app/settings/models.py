@@ -17,6 +17,11 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+    # Optimistic locking: two admins saving the settings page at once must not overwrite
+    # each other silently (``app.settings.services.check_settings_version``).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class DisputeType(Base):
@@ -30,6 +35,9 @@ class DisputeType(Base):
     parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("dispute_type.id"))
     position: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # renamed by two admins at once
+
+    __mapper_args__ = {"version_id_col": version}
 
     parent: Mapped[Optional["DisputeType"]] = relationship(remote_side="DisputeType.id")
 
@@ -48,6 +56,9 @@ class CaseSource(Base):
     name: Mapped[str] = mapped_column(String(40), unique=True)
     position: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # renamed by two admins at once
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class RiskFactor(Base):
@@ -60,6 +71,9 @@ class RiskFactor(Base):
     suggests: Mapped[str] = mapped_column(String(8), default="medium")
     position: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")  # renamed by two admins at once
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class CalendarDay(Base):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
 from app.db import session
@@ -33,13 +33,63 @@ DEFAULT_RISK_FACTORS = [
 ]
 
 
+def settings_version(keys) -> int:
+    """One version number for a group of settings edited on one form: the sum of their rows'
+    versions.  A row's version only grows and a new row adds 1, so any committed change to
+    any of them raises the sum; the form carries it and a save over a higher one is a 409."""
+    return sum(session.scalars(select(Setting.version).where(Setting.key.in_(list(keys)))))
+
+
+def check_settings_version(keys, expected: Any, current: dict[str, Any], submitted: dict[str, Any]) -> None:
+    """Refuse with ``StaleRecord`` (the conflict page, both versions shown) when the settings in
+    ``keys`` changed since the form was loaded with version ``expected``; a version is required."""
+    from app.errors import StaleRecord, ValidationFailed
+    try:
+        expected_n = int(str(expected).strip())
+    except (TypeError, ValueError):
+        raise ValidationFailed(errors={"version": "缺少版本号，请刷新页面后重新修改"}) from None
+    now = settings_version(keys)
+    if expected_n != now:
+        raise StaleRecord(current_version=now, submitted_version=expected_n, current=current,
+                          submitted=submitted, record="系统设置", record_url="/admin/settings")
+
+
+def check_entry_version(entry, expected: Any, current: dict[str, Any], submitted: dict[str, Any]) -> None:
+    """The same for one versioned settings row (a dispute type, source or risk factor); a form
+    without a version (older clients) is not checked."""
+    from app.errors import StaleRecord
+    if expected in (None, ""):
+        return
+    try:
+        expected_n = int(str(expected).strip())
+    except ValueError:
+        expected_n = -1
+    if expected_n != entry.version:
+        raise StaleRecord(current_version=entry.version, submitted_version=expected, current=current,
+                          submitted=submitted, record="系统设置", record_url="/admin/settings")
+
+
 def get_setting(key: str) -> Any:
-    """The stored value of ``key``, or its default."""
+    """The stored value of ``key``, or its default.  A stored row stays in the session's identity
+    map; a key with no row is remembered for the rest of the transaction, so a page asking for
+    it once per row (deadline badges) costs one query, not one per row."""
+    absent = session.info.setdefault("settings_absent", set())
+    if key in absent:
+        return DEFAULTS.get(key)
     row = session.get(Setting, key)
+    if row is None:
+        absent.add(key)
     return row.value if row is not None else DEFAULTS.get(key)
 
 
+@event.listens_for(session, "after_transaction_end")
+def _forget_absent_settings(sess, transaction) -> None:
+    if transaction.parent is None:
+        sess.info.pop("settings_absent", None)
+
+
 def set_setting(key: str, value: Any) -> None:
+    session.info.get("settings_absent", set()).discard(key)
     row = session.get(Setting, key)
     if row is None:
         session.add(Setting(key=key, value=value))

@@ -14,7 +14,7 @@ from app.cases import workflow
 from app.cases.queries import get_visible_case
 from app.cases.services import apply_action
 from app.db import session
-from app.errors import InvalidTransition, PermissionDenied, StaleRecord, ValidationFailed
+from app.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from app.settings.models import CalendarDay
 from app.settings.services import active_types
 from app.workflow import queries
@@ -64,8 +64,10 @@ def act(number, action):
     case = get_visible_case(current_user, number)
     back = _safe_next(todos.case_url(number))
     try:
+        # The panel's forms carry the case version: a second person acting on the same case at
+        # once gets the 409 conflict page (StaleRecord propagates), never a double action.
         apply_action(current_user, case, action, form_data(), expected_version=request.form.get("version"))
-    except (ValidationFailed, InvalidTransition, StaleRecord) as exc:
+    except (ValidationFailed, InvalidTransition) as exc:
         session.rollback()
         for message in (exc.errors.values() if exc.errors else [exc.message]):
             flash(message, "danger")
@@ -132,9 +134,11 @@ def routing():
     _require("admin")
     types = active_types()
     if request.method == "POST":
-        routing_rules.save_routing({t.name: request.form.get(f"type_{t.id}", "").strip() for t in types})
+        routing_rules.save_routing({t.name: request.form.get(f"type_{t.id}", "").strip() for t in types},
+                                   request.form.get("version"))
         session.commit()
         flash(_("分流建议已保存。"), "success")
         return redirect(url_for("workflow.routing"))
     return render_template("workflow/routing.html", types=types, table=routing_rules.routing_table(),
+                           version=routing_rules.routing_version(),
                            kinds=routing_rules.department_kinds())

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.db import session
 from app.orgs.models import OrgUnit
-from app.settings.services import get_setting, set_setting
+from app.settings.services import check_settings_version, get_setting, set_setting, settings_version
 
 SETTING_KEY = "routing.type_department"
 DEFAULT_ROUTING = {"劳动争议": "人社", "拖欠农民工工资": "人社", "其他劳动争议": "人社",
@@ -24,8 +24,19 @@ def routing_table() -> dict[str, str]:
     return dict(DEFAULT_ROUTING if value is None else value)
 
 
-def save_routing(table: dict[str, str]) -> None:
-    """Store the admin's mapping (empty kinds dropped)."""
+def routing_version() -> int:
+    """The version the routing form carries (a save over a newer one is the 409 conflict page)."""
+    return settings_version([SETTING_KEY])
+
+
+def save_routing(table: dict[str, str], expected_version=None) -> None:
+    """Store the admin's mapping (empty kinds dropped), unless another admin saved since the
+    form was loaded (``expected_version``; ``None`` = not checked, for scripts)."""
+    if expected_version is not None:
+        current = routing_table()
+        check_settings_version([SETTING_KEY], expected_version,
+                               current={k: current.get(k, "") for k in table},
+                               submitted=dict(table))
     set_setting(SETTING_KEY, {k: v for k, v in table.items() if v})
 
 

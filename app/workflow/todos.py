@@ -10,6 +10,7 @@ from typing import Optional
 
 from flask import current_app, url_for
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
 from app.cases import workflow
@@ -47,7 +48,8 @@ def _section(title: str, cases: list[Case], detail, badge=lambda c: "", more_url
 
 
 def _cases(user: User, *where) -> list[Case]:
-    stmt = scope_cases(user).where(*where).order_by(Case.registered_on, Case.id).limit(LIMIT + 1)
+    stmt = (scope_cases(user).where(*where).options(joinedload(Case.village))  # the items name the village
+            .order_by(Case.registered_on, Case.id).limit(LIMIT + 1))
     return list(session.scalars(stmt))
 
 

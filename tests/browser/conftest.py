@@ -29,8 +29,9 @@ Fixtures
 ``make_page`` (function)
     ``make_page(width=390, height=844)`` → another fresh page (e.g. a phone), closed afterwards.
 
-Helper: ``login(page, username, password=DEMO_PASSWORD)`` logs in through the form and waits
-for the 工作台 (``from tests.browser.conftest import login``).
+Helper: ``login(page, username, password=DEMO_PASSWORD)`` logs in through the form, completes
+the second factor for ``admin`` (enrolment at the first login, then a code computed from the
+secret in the database), and waits for the 工作台 (``from tests.browser.conftest import login``).
 
 Every test under tests/browser/ is marked ``browser`` (``make test`` runs them on SQLite only).
 """
@@ -117,6 +118,7 @@ def live_server(tmp_path_factory):
     application.wsgi_app = _bind_each_request(live)
     server = make_server("127.0.0.1", 0, application, threaded=True)
     live.url = f"http://127.0.0.1:{server.server_port}"
+    _LIVE["server"] = live
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield live
@@ -172,9 +174,41 @@ def page(make_page):
 
 
 def login(page, username: str, password: str = DEMO_PASSWORD) -> None:
-    """Log in through the login form and wait until the 工作台 (or the ``next`` page) is shown."""
+    """Log in through the login form and wait until the 工作台 (or the ``next`` page) is shown.
+
+    A user with a second factor (or whose role requires one: ``admin``) gets the code or the
+    enrolment page next; ``finish_second_factor`` completes it as their authenticator would."""
     page.goto("/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url or "/login/" in url)
+    finish_second_factor(page, username, _LIVE.get("server"))
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+_LIVE: dict = {}  # the shared live server, for the code step (see ``live_server``)
+
+
+def finish_second_factor(page, username: str, live=None) -> None:
+    """On the enrolment page, read the secret shown and confirm a code; on the code page, read
+    the secret from ``live``'s database.  Does nothing on any other page."""
+    import pyotp
+
+    from tests.conftest import next_totp_code
+    path = page.url.split("?")[0]
+    if path.endswith("/login/totp-setup"):
+        secret = page.locator("[data-testid=totp-secret]").inner_text().strip()
+        code = pyotp.TOTP(secret).now()
+    elif path.endswith("/login/code"):
+        if live is None:
+            raise RuntimeError(f"{username} has a second factor: pass the live server to read its secret")
+        from sqlalchemy import select
+
+        from app.accounts.models import User
+        with live.db() as s:
+            code = next_totp_code(s.scalar(select(User).where(User.username == username)))
+    else:
+        return
+    page.fill("input[name=code]", code)
+    page.click("button[type=submit]")
