@@ -83,3 +83,47 @@ def test_models_and_migrations_agree(empty_database):
     finally:
         engine.dispose()
     assert diff == [], "models and migrations differ:\n" + "\n".join(map(str, diff))
+
+
+def test_upgrade_encrypts_personal_data_stored_in_plain_text(tmp_path):
+    """A database that held parties before encryption existed comes out of ``upgrade head`` with
+    every ID number and phone encrypted and its lookup hash filled, and the search index rebuilt."""
+    from sqlalchemy import text
+
+    from app.crypto import decrypt, is_token, lookup_hash
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = alembic_config(url)
+    cfg.attributes["configure_logging"] = False
+    command.upgrade(cfg, "beb4f87ebb0f")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO org_unit (id, code, name, level, active, created_at) VALUES "
+                              "(1, '9001', '甲县', 'county', 1, '2026-01-01'), "
+                              "(2, '9002', '乙镇', 'township', 1, '2026-01-01'), "
+                              "(3, '9003', '丙村', 'village', 1, '2026-01-01')"))
+            conn.execute(text(
+                "INSERT INTO dispute_case (id, number, source, dispute_type, type_category, county_id, "
+                "township_id, village_id, handling_level, status, summary, registered_on, registered_at, "
+                "deadline_extended, recurrence_count, paused_days, version, updated_at) VALUES "
+                "(7, 'QH-2026-000007', '群众来访', '邻里纠纷', '邻里纠纷', 1, 2, 3, 'village', 'pending_triage', "
+                "'排水沟堵塞', '2026-01-05', '2026-01-05 09:00:00', 0, 0, 0, 1, '2026-01-05 09:00:00')"))
+            conn.execute(text("INSERT INTO party (id, case_id, position, kind, name, role, id_number, phone) "
+                              "VALUES (1, 7, 0, 'person', '王某', 'applicant', '11010519491231002X', '13800138000')"))
+            conn.execute(text("INSERT INTO party (id, case_id, position, kind, name, role) "
+                              "VALUES (2, 7, 1, 'person', '李某', 'respondent')"))
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, id_number, phone, id_number_hash, phone_hash FROM party "
+                                     "ORDER BY id")).all()
+            found = conn.execute(text("SELECT rowid FROM case_search WHERE case_search MATCH '排水沟'")).all()
+    finally:
+        engine.dispose()
+    (_, idn, phone, idn_hash, phone_hash), (_, none_id, none_phone, none_hash, _) = rows
+    assert is_token(idn) and is_token(phone)
+    assert decrypt(idn) == "11010519491231002X" and decrypt(phone) == "13800138000"
+    assert idn_hash == lookup_hash("id", "11010519491231002X")
+    assert phone_hash == lookup_hash("phone", "13800138000")
+    assert none_id is None and none_phone is None and none_hash is None
+    assert found == [(7,)]

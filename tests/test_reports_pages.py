@@ -132,7 +132,11 @@ def _count_queries(app, client, n_extra: int) -> int:
     seen = []
 
     def listener(conn, cursor, statement, *args):
-        seen.append(statement)
+        # The login's user row comes from the session's identity map when the object from the
+        # previous request is still alive (a weak reference): whether it is queried depends on
+        # the garbage collector, not on the report, so it is not counted.
+        if not statement.lstrip().startswith("SELECT user_account."):
+            seen.append(statement)
     event.listen(engine, "before_cursor_execute", listener)
     try:
         assert client.get(f"/reports/monthly?org=429960&month={JUNE}").status_code == 200
