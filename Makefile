@@ -54,6 +54,18 @@ BENCH_ARGS ?= --db sqlite --cases 100000
 bench: dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The issue-10 matrix, one run after another: SQLite then PostgreSQL, 100,000 then 1,000,000
+# cases, each reusing its database when it exists (seeded once otherwise).  Every run is
+# attempted; the target fails at the end if any run reported an error or a loss.
+# e.g. make bench-matrix BENCH_MATRIX_ARGS="--duration 20 --workers 2"
+.PHONY: bench-matrix
+BENCH_MATRIX_ARGS ?=
+bench-matrix: dev
+	@rc=0; for db in sqlite postgres; do for n in 100000 1000000; do \
+	  echo "== bench: $$db, $$n cases =="; \
+	  $(BIN)/python bench/run.py --db $$db --cases $$n --reuse $(BENCH_MATRIX_ARGS) || rc=1; \
+	done; done; exit $$rc
+
 bench-ledger: dev
 	$(BIN)/python bench/ledger_import.py $(BENCH_LEDGER_ARGS)
 

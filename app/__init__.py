@@ -22,6 +22,7 @@ def create_app(test_config: Optional[dict] = None, config: Optional[Config] = No
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"),
                 static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance"))
     _configure(app, test_config, config)
+    _init_logging(app)
     _init_database(app)
     _init_extensions(app)
     _register_blueprints(app)
@@ -38,6 +39,13 @@ def _configure(app: Flask, test_config: Optional[dict], config: Optional[Config]
     app.config.from_object(config)
     if test_config:
         app.config.update(test_config)
+
+
+def _init_logging(app: Flask) -> None:
+    """Log hygiene on the app's, werkzeug's and gunicorn's loggers (app.security): CR/LF
+    escaped, ID numbers and mobiles masked, passwords dropped, access-log lines included."""
+    from app.security import install_log_hygiene
+    install_log_hygiene(app)
 
 
 def _init_database(app: Flask) -> None:

@@ -3,6 +3,13 @@
 SQLite: the online backup API copies a consistent snapshot while the app keeps serving;
 restore copies the snapshot back page by page inside SQLite's own locking.
 PostgreSQL: ``pg_dump --format=custom`` and ``pg_restore --clean --if-exists``.
+
+Attachments live in files under ``UPLOAD_DIR``, not in the database.  ``flask backup PATH
+--with-uploads`` also writes ``PATH.uploads.tar.gz`` (every file of ``UPLOAD_DIR``);
+``flask restore PATH`` puts those files back when that archive sits beside the backup.  It is
+opt-in so the nightly job's retention (``find … -name 'qingyuan-*.dump'``) stays as it is;
+back up ``UPLOAD_DIR`` with it or by your own file backup.  The keys (``QY_DATA_KEYS``,
+``QY_HASH_KEY``) are in neither: keep them apart from the backups.
 """
 from __future__ import annotations
 
@@ -76,6 +83,39 @@ def restore_database(path: Path) -> None:
                     *_pg_args(url), str(path)], check=True, env=_pg_env(url))  # nosec B603 B607
 
 
+def uploads_archive(path: Path) -> Path:
+    """The uploads archive that goes with the database backup at ``path``."""
+    return path.with_name(path.name + ".uploads.tar.gz")
+
+
+def backup_uploads(path: Path) -> int:
+    """Write every file of ``UPLOAD_DIR`` to ``uploads_archive(path)``; returns the file count."""
+    import tarfile
+    root = Path(current_app.config["UPLOAD_DIR"])
+    count = 0
+    with tarfile.open(uploads_archive(path), "w:gz") as tar:
+        if root.is_dir():
+            for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+                tar.add(file, arcname=str(file.relative_to(root)), recursive=False)
+                count += 1
+    return count
+
+
+def restore_uploads(path: Path) -> int:
+    """Put back the files of ``uploads_archive(path)`` (if there is one) into ``UPLOAD_DIR``;
+    returns the file count.  Only plain files inside ``UPLOAD_DIR`` are extracted."""
+    import tarfile
+    archive = uploads_archive(path)
+    if not archive.is_file():
+        return 0
+    root = Path(current_app.config["UPLOAD_DIR"])
+    root.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        tar.extractall(root, members=members, filter="data")  # the "data" filter refuses unsafe paths
+    return len(members)
+
+
 def _pg_env(url: str) -> dict:
     import os
     env = dict(os.environ)
@@ -87,11 +127,15 @@ def _pg_env(url: str) -> dict:
 
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--with-uploads", is_flag=True, help="同时把附件目录打包为 PATH.uploads.tar.gz")
 @with_appcontext
-def backup_command(path):
+def backup_command(path, with_uploads):
     """Back up the database to PATH (SQLite online backup, or pg_dump)."""
     backup_database(Path(path))
     click.echo(f"已备份到 {path}")
+    if with_uploads:
+        n = backup_uploads(Path(path))
+        click.echo(f"附件 {n} 个已备份到 {uploads_archive(Path(path))}")
 
 
 @click.command("restore")
@@ -104,6 +148,9 @@ def restore_command(path, yes):
         click.confirm("恢复将覆盖当前数据库的全部数据，确定继续？", abort=True)
     restore_database(Path(path))
     click.echo(f"已从 {path} 恢复")
+    if uploads_archive(Path(path)).is_file():
+        n = restore_uploads(Path(path))
+        click.echo(f"附件 {n} 个已从 {uploads_archive(Path(path))} 恢复")
 
 
 def register(app) -> None:

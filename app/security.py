@@ -10,12 +10,24 @@ only an outer bound, so the user is told why they were logged out.
 Behind a reverse proxy set ``PROXY_COUNT`` (the number of proxies that append to
 ``X-Forwarded-For``): the per-address login throttle must see the client's address, not
 the proxy's, or one typo-prone office would lock everybody out.
+
+Search tokens (ASVS 8.2.1/8.3.1): the ledger list's search term (a name, a phone, an ID
+number) never travels in a URL.  The search form POSTs; the list is then addressed with
+``s=<token>``, the term Fernet-encrypted with the data keys (``app.crypto``) and valid for
+``SEARCH_TOKEN_HOURS`` (default 8).  See ``seal_search``/``open_search``.
+
+Log hygiene (ASVS 7.1.1/7.1.2/7.3.1): ``LogHygieneFilter`` escapes CR/LF, masks 18-digit ID
+numbers, 11-digit mobiles and ``password=…`` in every record of the app's, werkzeug's and
+gunicorn's loggers (``install_log_hygiene``, called by ``create_app``).
 """
 from __future__ import annotations
 
+import logging
+import re
 import time
+from urllib.parse import urlencode
 
-from flask import flash, redirect, request, session as http_session, url_for
+from flask import flash, g, redirect, request, session as http_session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
@@ -33,7 +45,10 @@ ENROLMENT_ENDPOINTS = {"accounts.security", "accounts.totp_enable", "accounts.lo
 # GET pages that store a new enrolment secret: their SQLite transaction must begin IMMEDIATE.
 # GETs that write (an audit record of an export or a printed document): their transactions must
 # begin IMMEDIATE too, or a concurrent writer makes them fail with "database is locked" at once.
-WRITING_GETS = {"accounts.security", "accounts.login_enrol", "cases.export", "mediation.document"}
+WRITING_GETS = {"accounts.security", "accounts.login_enrol", "cases.export", "mediation.document",
+                "cases.attachment", "reports.export_xlsx"}
+# Query-string arguments that may hold personal data: never carried into ``next=``.
+PERSONAL_ARGS = {"q", "s", "phone", "id_number", "name"}
 UNTIMED_ENDPOINTS = {"static", "health"}
 
 
@@ -63,7 +78,19 @@ def init_app(app) -> None:
 
     @app.before_request
     def _transaction_intent():
-        write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS") or request.endpoint in WRITING_GETS)
+        g._write_intent_token = write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS")
+                                                 or request.endpoint in WRITING_GETS)
+
+    @app.teardown_request
+    def _transaction_intent_reset(_exc=None):
+        # the context variable outlives the request in its thread: put back what was there, so a
+        # CLI command, a test or the next request never inherits a GET's read-only intent
+        token = g.pop("_write_intent_token", None)
+        if token is not None:
+            try:
+                write_intent.reset(token)
+            except ValueError:  # set in another context (a copied context): nothing to undo here
+                pass
 
     @app.before_request
     def _login_wall():
@@ -76,13 +103,13 @@ def init_app(app) -> None:
                 logout_user()
                 http_session.clear()
                 flash(reason, "warning")
-                target = request.full_path.rstrip("?") if request.method == "GET" else None
+                target = _next_target() if request.method == "GET" else None
                 return redirect(url_for("accounts.login", next=target))
             http_session["_last_seen"] = int(now_ts())
         if endpoint in PUBLIC_ENDPOINTS:
             return None
         if not current_user.is_authenticated:
-            return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("accounts.login", next=_next_target()))
         missing_factor = _second_factor_missing()
         if missing_factor and endpoint not in ENROLMENT_ENDPOINTS:
             flash(_("您的角色必须使用双因素认证，请先完成绑定。"), "warning")
@@ -101,8 +128,10 @@ def init_app(app) -> None:
         h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if request.endpoint != "static":
-            # Pages carry personal data: never cached (ASVS 8.2.1).
-            h.setdefault("Cache-Control", "no-store")
+            # Pages and downloads (exports, attachments, documents) carry personal data: never
+            # cached (ASVS 8.2.1).  Set outright: send_file's own caching headers must not win.
+            h["Cache-Control"] = "no-store"
+            h.pop("Expires", None)
         if app.config.get("SESSION_COOKIE_SECURE"):
             h.setdefault("Strict-Transport-Security", "max-age=31536000")
         return resp
@@ -113,3 +142,86 @@ def _second_factor_missing() -> bool:
     before the requirement, or a role changed by hand in the database)."""
     from app.accounts.totp import required_for
     return required_for(current_user) and not current_user.totp_enabled
+
+
+def _next_target() -> str:
+    """Where to return after logging in: this path and query string minus anything personal."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in PERSONAL_ARGS]
+    return request.path + ("?" + urlencode(args) if args else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Search tokens: the ledger's search term kept out of URLs
+
+SEARCH_PURPOSE = "qy-search:"
+
+
+def seal_search(term: str) -> str:
+    """An opaque, URL-safe token standing for the search ``term`` (Fernet under the data keys)."""
+    from app.crypto import fernet
+    return fernet().encrypt((SEARCH_PURPOSE + term).encode("utf-8")).decode("ascii")
+
+
+def open_search(token: str, app=None) -> str | None:
+    """The term of a token made by ``seal_search`` within ``SEARCH_TOKEN_HOURS``, else None."""
+    from cryptography.fernet import InvalidToken
+    from flask import current_app
+    from app.crypto import fernet
+    hours = int((app or current_app).config.get("SEARCH_TOKEN_HOURS", 8))
+    try:
+        plain = fernet().decrypt(token.encode("ascii"), ttl=hours * 3600).decode("utf-8")
+    except (InvalidToken, UnicodeError, ValueError, TypeError):
+        return None
+    if not plain.startswith(SEARCH_PURPOSE):
+        return None  # a stored value's ciphertext is not a search token
+    return plain[len(SEARCH_PURPOSE):]
+
+
+# ---------------------------------------------------------------------------------------------
+# Log hygiene
+
+_ID_RE = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
+_MOBILE_RE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_SECRET_RE = re.compile(r"(?i)((?:password|passwd|pwd|new_password|old_password|current_password)"
+                        r"[\w-]*[\"']?\s*(?:=|:|%3D)\s*[\"']?)([^&\s\"',;}]*)")
+LOGGERS = ("app", "werkzeug", "gunicorn.access", "gunicorn.error", "flask.app")
+
+
+def clean_log_text(text: str) -> str:
+    """``text`` with CR/LF escaped, ID numbers and mobiles masked and password values removed."""
+    text = _SECRET_RE.sub(lambda m: m.group(1) + "***", text)
+    text = _ID_RE.sub(lambda m: m.group(1) + "********" + m.group(2), text)
+    text = _MOBILE_RE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class LogHygieneFilter(logging.Filter):
+    """Rewrites each record's message (its arguments merged in) through ``clean_log_text``.
+    Tracebacks (``exc_info``) keep their own line breaks; they are the formatter's, not input."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_qy_clean", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed format string: log what there is
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = clean_log_text(str(message)), None
+        record._qy_clean = True
+        return True
+
+
+def install_log_hygiene(app=None) -> LogHygieneFilter:
+    """Put one ``LogHygieneFilter`` on the app's, werkzeug's and gunicorn's loggers and on the
+    handlers already attached to them and to the root logger (a logger's filter does not see
+    its children's records; a handler's does).  Idempotent."""
+    names = list(LOGGERS) + ([app.logger.name] if app is not None else [])
+    loggers = [logging.getLogger(n) for n in names] + [logging.getLogger()]
+    existing = next((f for lg in loggers for f in lg.filters if isinstance(f, LogHygieneFilter)), None)
+    hygiene = existing or LogHygieneFilter()
+    for lg in loggers:
+        targets = ([lg] if lg.name != "root" else []) + list(lg.handlers)
+        for target in targets:
+            if not any(isinstance(f, LogHygieneFilter) for f in target.filters):
+                target.addFilter(hygiene)
+    return hygiene

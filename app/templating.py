@@ -95,17 +95,29 @@ def nav_items(app):
     return items
 
 
+class _ShownVocab:
+    """``vocab`` as templates see it: the same tables, but ``vocab.label(...)`` gives the label
+    in the page's language (``app.cases.vocab.shown``)."""
+
+    def __getattr__(self, name):
+        return vocab.shown if name == "label" else getattr(vocab, name)
+
+
+_SHOWN_VOCAB = _ShownVocab()
+
+
 def init_app(app) -> None:
     app.jinja_env.filters.update(
         mask_id=mask_id_number, mask_phone=mask_phone, localdt=local_datetime, rate=format_rate,
-        status_label=lambda c: vocab.label(vocab.STATUSES, c),
-        outcome_label=lambda c: vocab.label(vocab.OUTCOMES, c),
-        level_label=lambda c: vocab.label(vocab.LEVELS, c),
-        risk_label=lambda c: vocab.label(vocab.RISK_LEVELS, c),
+        # Labels in the page's language (the vocabularies hold the Chinese, marked N_).
+        status_label=lambda c: vocab.shown(vocab.STATUSES, c),
+        outcome_label=lambda c: vocab.shown(vocab.OUTCOMES, c),
+        level_label=lambda c: vocab.shown(vocab.LEVELS, c),
+        risk_label=lambda c: vocab.shown(vocab.RISK_LEVELS, c),
         dict_without=lambda d, *keys: {k: v for k, v in d.items() if k not in keys},
     )
 
     @app.context_processor
     def _globals():
-        return {"nav_items": lambda: nav_items(app), "vocab": vocab, "today_local": today_local,
+        return {"nav_items": lambda: nav_items(app), "vocab": _SHOWN_VOCAB, "today_local": today_local,
                 "url_endpoints": app.view_functions}

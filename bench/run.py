@@ -7,18 +7,24 @@
    code of ``flask bench seed``), or reuses it with ``--reuse``.
 2. Server time, in process (Flask test client, logged in once): p50/p95 over R requests of
    the ledger list (plain and filtered), a deep keyset page, the case page, Chinese substring
-   searches (3+ and 1–2 characters, a rare name and a common phrase each), the county and a
-   township monthly report and the leaders' dashboard.  Each report is divided by its floor:
+   searches (3+ and 1–2 characters, a rare name and a common phrase each; the result page the
+   ``?q=`` redirect leads to), the county and a township monthly report, the leaders'
+   dashboard, the county's 12-month trend (``/reports/trend.json``, the report page's chart)
+   and its last whole year (``/reports/period?year=``).  Each report is divided by its floor:
    the bare GROUP BY over ``dispute_case`` computing its main counts for the same period,
    timed in the same run.
 3. Throughput: gunicorn with W sync workers on a free loopback port, C client threads
-   (httpx) for D seconds of a mixed workload (70 % reads: case page and list; 20 % searches;
-   10 % writes: a reception-log POST with its CSRF token), then case-page-only and list-only
-   runs, then the same clients against a bare Flask route (``bench/bare_app.py``) served the
-   same way.  Requests/s, the ratio to the bare route, errors, writes lost (POSTs answered
-   302 but not in the database), and the peak RSS of a worker.
+   (httpx) for D seconds of a mixed workload (70 % reads: case page and list; 20 % searches
+   through the search form; 10 % writes: reception-log POSTs and, from every client at once,
+   edits of the same 3 open cases through their edit form and its version field), then
+   case-page-only and list-only runs, then the same clients against a bare Flask route
+   (``bench/bare_app.py``) served the same way.  Operations/s, the ratio to the bare route,
+   errors, writes lost (POSTs answered 302 but not in the database), edit conflicts (409) and
+   lost updates (edits answered 302 whose change is gone), and the peak RSS of a worker.
 
-The table is printed and written to ``bench/results/<db>-<N>.md`` (git-ignored).
+Every issue-10 target gets a mark: "meets"/"misses", in parentheses when the run is smaller
+than the size the target is set at.  The table is printed and written to
+``bench/results/<db>-<N>.md`` (git-ignored); the exit status is 1 on any error or loss.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import sys
 import threading
 import time
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -49,8 +56,9 @@ OPEN = ("pending_triage", "in_mediation", "escalated", "transferred")
 SERVER_ROWS = ["list (first page)", "list with filters", "deep page (keyset)", "case page",
                "search 3+ chars (name)", "search 3+ chars (phrase)", "search 1–2 chars (name)",
                "search 1–2 chars (phrase)", "county monthly report", "township monthly report",
-               "leaders' dashboard"]
-REPORT_ROWS = ["county monthly report", "township monthly report", "leaders' dashboard"]
+               "leaders' dashboard", "county 12-month trend (trend.json)", "county year report (period)"]
+REPORT_ROWS = ["county monthly report", "township monthly report", "leaders' dashboard",
+               "county year report (period)"]
 THROUGHPUT_ROWS = ["mixed workload", "case page only", "list only", "bare Flask route"]
 
 
@@ -104,6 +112,16 @@ def _time_sql(conn, statements: list[tuple[str, dict]], repeat: int, warmup: int
             conn.execute(text(sql), params).all()
         out.append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def _final_url(client, path: str) -> str:
+    """``path``, or where its one redirect (302/303) leads: the page a user ends up on."""
+    from urllib.parse import urlsplit
+    resp = client.get(path)
+    if resp.status_code in (302, 303):
+        loc = urlsplit(resp.headers["Location"])
+        return loc.path + ("?" + loc.query if loc.query else "")
+    return path
 
 
 def _floor_sql(scope_col: str, scope_id: int, start: date, end: date) -> list[tuple[str, dict]]:
@@ -163,6 +181,7 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     reg = deep[0] if isinstance(deep[0], date) else date.fromisoformat(str(deep[0]))
     deep_cursor = encode_cursor("-registered", reg, deep[1])
     month_s = f"{year:04d}-{month:02d}"
+    report_year = today.year - 1  # the last whole year
     from app.reports.queries import month_period
     mp = month_period(year, month)
 
@@ -185,7 +204,9 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     results["case page"] = timed(sup, [f"/cases/{n}" for n in numbers])
 
     def search(terms):
-        return timed(sup, ["/cases/?" + urlencode({"q": t}) for t in terms])
+        # ``/cases/?q=`` answers 302 to the sealed-token URL (the term leaves the address bar):
+        # what is timed is the page a search shows, the final URL after that one redirect.
+        return timed(sup, [_final_url(sup, "/cases/?" + urlencode({"q": t})) for t in terms])
     results["search 3+ chars (name)"] = search(names3 or ["王子涵"])
     results["search 3+ chars (phrase)"] = search(["排水沟", "宅基地边界", "交通事故赔偿"])
     results["search 1–2 chars (name)"] = search(names2 or ["王伟"])
@@ -193,15 +214,24 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     results["county monthly report"] = timed(sup, [f"/reports/monthly?month={month_s}"])
     results["township monthly report"] = timed(twn, [f"/reports/monthly?month={month_s}"])
     results["leaders' dashboard"] = timed(sup, ["/reports/dashboard"])
+    # a year's trend: the report page's 12-month chart data and a whole year's figures (live)
+    results["county 12-month trend (trend.json)"] = timed(sup, [f"/reports/trend.json?org=429960&month={month_s}"])
+    results["county year report (period)"] = timed(sup, [f"/reports/period?org=429960&year={report_year}"])
     with engine.connect() as conn:
         floors = {
             "county monthly report": _time_sql(conn, _floor_sql("county_id", county_id, mp.start, mp.end), repeat),
             "township monthly report": _time_sql(conn, _floor_sql("township_id", township_id, mp.start, mp.end),
                                                  repeat),
             "leaders' dashboard": _time_sql(conn, _dashboard_floor(county_id, today), repeat),
+            "county year report (period)": _time_sql(conn, _floor_sql("county_id", county_id,
+                                                                      date(report_year, 1, 1),
+                                                                      date(report_year, 12, 31)), repeat),
         }
+        townships = _pick(conn, "SELECT count(*) FROM org_unit WHERE level = 'township' AND county_id = :c",
+                          {"c": county_id})
     details = {"cases": n, "month": month_s, "deep_offset": deep_offset, "names3": len(names3),
-               "cpu": dict(zip(results, cpu_ms))}
+               "cpu": dict(zip(results, cpu_ms)), "deep_cursor": deep_cursor, "year": report_year,
+               "townships": townships}
     return results, floors, details
 
 
@@ -282,30 +312,115 @@ def _session_cookies(base: str, username: str) -> tuple[dict, str]:
         return dict(c.cookies), token
 
 
+class _FormReader(HTMLParser):
+    """The fields of one ``<form>`` as a browser would submit them (inputs, selected options,
+    textareas); enough for the case edit form."""
+
+    def __init__(self, testid: str):
+        super().__init__(convert_charrefs=True)
+        self.testid, self.inside, self.values = testid, False, {}
+        self._select = self._textarea = None
+        self._first_option: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and a.get("data-testid") == self.testid:
+            self.inside = True
+        if not self.inside:
+            return
+        if tag == "input" and a.get("name") and a.get("type") not in ("submit", "button", "checkbox", "radio"):
+            self.values[a["name"]] = a.get("value") or ""
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select:
+            self._first_option.setdefault(self._select, a.get("value") or "")
+            if "selected" in a:
+                self.values[self._select] = a.get("value") or ""
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.values[self._textarea] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.inside:
+            self.inside = False
+            for name, first in self._first_option.items():
+                self.values.setdefault(name, first)
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            if self._textarea:  # a browser drops the newline right after <textarea>
+                self.values[self._textarea] = self.values[self._textarea].removeprefix("\r\n").removeprefix("\n")
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self.inside and self._textarea:
+            self.values[self._textarea] += data
+
+
+def edit_form_values(html: str) -> dict[str, str]:
+    reader = _FormReader("case-edit-form")
+    reader.feed(html)
+    return reader.values
+
+
 def drive(base: str, plan, clients: int, duration: float, cookies: dict | None = None,
           token: str | None = None) -> dict:
     """``clients`` threads issuing ``plan(rng)`` → (method, path, data, expected status) for
-    ``duration`` seconds; requests/s, errors and 302-answered POSTs."""
+    ``duration`` seconds; operations/s, errors, 302-answered POSTs and the case edits.
+
+    Methods: ``GET``; ``POST`` (a form post with the shared CSRF token, not followed);
+    ``SEARCH`` (the list's search form: POST ``/cases/search`` and the one 303 to the result
+    page, ``expected`` being the final status); ``EDIT`` (``path`` is a case number: GET its
+    edit form, change 主要诉求 to a unique marker, POST it with the version the form was loaded
+    with; 302 is an acknowledged edit, 409 a conflict, anything else an error).  A search and an
+    edit count as one operation each (two HTTP requests)."""
     import httpx
-    counts = {"requests": 0, "errors": 0, "writes": 0, "latencies": [], "error_samples": []}
+    counts = {"requests": 0, "errors": 0, "writes": 0, "conflicts": 0, "latencies": [], "error_samples": [],
+              "edits": []}
     lock = threading.Lock()
     stop_at = time.perf_counter() + duration
 
+    def edit(c, number: str, marker: str):
+        """(ok, conflict, record or error) of one edit through the page's own form."""
+        form = c.get(f"/cases/{number}/edit")
+        if form.status_code != 200:
+            return False, False, form
+        values = edit_form_values(form.text)
+        if "version" not in values or "claims" not in values:
+            return False, False, "edit form not found"
+        seen = values["claims"]
+        values["claims"] = marker
+        resp = c.post(f"/cases/{number}/edit", data=values)
+        if resp.status_code == 302:
+            return True, False, {"case": number, "marker": marker, "seen": seen, "version": values["version"]}
+        if resp.status_code == 409:
+            return True, True, None
+        return False, False, resp
+
     def worker(seed: int) -> None:
         rng = random.Random(seed)
-        n = errors = writes = 0
-        lat = []
-        samples = []
+        n = errors = writes = conflicts = 0
+        lat, samples, edits = [], [], []
         with httpx.Client(base_url=base, follow_redirects=False, timeout=60, cookies=cookies or {}) as c:
             while time.perf_counter() < stop_at:
                 method, path, data, expect = plan(rng)
                 t0 = time.perf_counter()
+                record = None
                 try:
-                    if method == "POST":
+                    if method == "EDIT":
+                        ok, conflict, record = edit(c, path, f"压测修改-{seed}-{n}-{rng.randint(1, 10**9)}")
+                        resp = record
+                        if conflict:
+                            conflicts += 1
+                    elif method == "SEARCH":
+                        resp = c.post(path, data=dict(data, csrf_token=token), follow_redirects=True)
+                        ok = resp.status_code == expect and len(resp.history) == 1
+                    elif method == "POST":
                         resp = c.post(path, data=dict(data, csrf_token=token))
+                        ok = resp.status_code == expect
                     else:
                         resp = c.get(path)
-                    ok = resp.status_code == expect
+                        ok = resp.status_code == expect
                 except httpx.HTTPError as exc:
                     ok, resp = False, exc
                 lat.append((time.perf_counter() - t0) * 1000)
@@ -316,12 +431,16 @@ def drive(base: str, plan, clients: int, duration: float, cookies: dict | None =
                         samples.append(f"{method} {path}: {getattr(resp, 'status_code', resp)}")
                 elif method == "POST":
                     writes += 1
+                elif method == "EDIT" and isinstance(record, dict):
+                    edits.append(record)
         with lock:
             counts["requests"] += n
             counts["errors"] += errors
             counts["writes"] += writes
+            counts["conflicts"] += conflicts
             counts["latencies"] += lat
             counts["error_samples"] += samples
+            counts["edits"] += edits
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
@@ -334,7 +453,25 @@ def drive(base: str, plan, clients: int, duration: float, cookies: dict | None =
     return dict(counts, rps=counts["requests"] / elapsed, p50=median(lat), p95=pct(lat, 95))
 
 
-def throughput(url: str, workers: int, clients: int, duration: float, rng: random.Random, log: Path) -> dict:
+def lost_updates(edits: list[dict], final: dict[str, str]) -> int:
+    """Acknowledged edits whose effect is gone: per case, walk back from the stored 主要诉求
+    through the edits (each one names the value its form showed); an acknowledged edit not on
+    that chain was overwritten by a save that never saw it (or never stored at all)."""
+    lost = 0
+    by_case: dict[str, dict[str, dict]] = {}
+    for e in edits:
+        by_case.setdefault(e["case"], {})[e["marker"]] = e
+    for number, by_marker in by_case.items():
+        chain, cur = 0, final.get(number)
+        while cur in by_marker and chain < len(by_marker):
+            chain += 1
+            cur = by_marker[cur]["seen"]
+        lost += len(by_marker) - chain
+    return lost
+
+
+def throughput(url: str, workers: int, clients: int, duration: float, rng: random.Random, log: Path,
+               deep_cursor: str | None = None) -> dict:
     from sqlalchemy import create_engine, text
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -342,8 +479,14 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
         numbers = rng.sample(numbers, min(500, len(numbers)))
         names = [r[0] for r in conn.execute(text("SELECT name FROM party WHERE id % 53 = 0 LIMIT 200"))]
         before = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
+        # a few open cases every client edits at once (so saves collide: conflicts, never losses)
+        edited = [r[0] for r in conn.execute(text(
+            "SELECT number FROM dispute_case WHERE status IN ('pending_triage','in_mediation','escalated',"
+            "'transferred') ORDER BY id DESC LIMIT 3"))]
     lists = ["/cases/", "/cases/?" + urlencode({"type": "邻里", "status": "closed"}),
              "/cases/?" + urlencode({"township": TOWNSHIP_CODE, "risk": "high"}), "/cases/?status=open"]
+    if deep_cursor:
+        lists.append(f"/cases/?cursor={deep_cursor}")  # the 80 %-deep keyset page
     terms = names + ["排水沟", "漏水", "宅基地", "工资"]
 
     def case_page(rng):
@@ -359,7 +502,9 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
         if x < 0.70:
             return list_page(rng)
         if x < 0.90:
-            return "GET", "/cases/?" + urlencode({"q": rng.choice(terms)}), None, 200
+            return "SEARCH", "/cases/search", {"q": rng.choice(terms)}, 200
+        if x < 0.95 and edited:
+            return "EDIT", rng.choice(edited), None, 302
         return "POST", "/reception/", {"received_at": "", "visitor_names": f"压测{rng.randint(1, 10**6)}",
                                        "headcount": "1", "phone": "", "matter": "基准测试来访",
                                        "handling": "direct_answer", "department": "", "notes": ""}, 302
@@ -378,12 +523,25 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
     app_rss = server.peak_rss
     with engine.connect() as conn:
         after = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
+        final = {}
+        if edited:
+            rows = conn.execute(text("SELECT number, claims FROM dispute_case WHERE number IN (%s)"
+                                     % ",".join(f":n{i}" for i in range(len(edited)))),
+                                {f"n{i}": v for i, v in enumerate(edited)})
+            final = {number: claims or "" for number, claims in rows}
     engine.dispose()
-    out["mixed workload"]["lost_writes"] = out["mixed workload"]["writes"] - (after - before)
+    mixed_out = out["mixed workload"]
+    mixed_out["lost_writes"] = mixed_out["writes"] - (after - before)
+    mixed_out["acknowledged_edits"] = len(mixed_out["edits"])
+    mixed_out["lost_updates"] = lost_updates(mixed_out.pop("edits"), final)
+    mixed_out["edited_cases"] = len(edited)
+    for name in ("case page only", "list only"):
+        out[name].pop("edits", None)
     bare = Server("bare_app:app", workers, url, log, pythonpath=str(ROOT / "bench"))
     try:
         bare.wait_ready("/bare")
         out["bare Flask route"] = drive(bare.base, lambda rng: ("GET", "/bare", None, 200), clients, duration)
+        out["bare Flask route"].pop("edits", None)
     finally:
         bare.stop()
     out["peak_worker_rss_mb"] = app_rss / 2**20
@@ -393,49 +551,115 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
 
 # ---------------------------------------------------------------- table
 
-TARGETS = {"list (first page)": 100, "list with filters": 100, "deep page (keyset)": 100, "case page": 50,
-           "search 3+ chars (name)": 100, "search 3+ chars (phrase)": 100, "search 1–2 chars (name)": 500,
-           "search 1–2 chars (phrase)": 500, "county monthly report": 200}
+# The issue's targets: server-time p95 (ms) and the number of cases they are set at.  The page
+# targets are "at 1,000,000 cases on both databases"; a year's trend "≤ 1 s live at county
+# scale" (10 years of 10,000–50,000 cases a year: judged from 100,000 cases).
+SCALE = 1_000_000
+COUNTY_SCALE = 100_000
+TARGETS = {"list (first page)": (100, SCALE), "list with filters": (100, SCALE), "deep page (keyset)": (100, SCALE),
+           "case page": (50, SCALE), "search 3+ chars (name)": (100, SCALE), "search 3+ chars (phrase)": (100, SCALE),
+           "search 1–2 chars (name)": (500, SCALE), "search 1–2 chars (phrase)": (500, SCALE),
+           "county monthly report": (200, SCALE), "county 12-month trend (trend.json)": (1000, COUNTY_SCALE),
+           "county year report (period)": (1000, COUNTY_SCALE)}
+FLOOR_RATIO = 1.5  # the issue's bar for the county monthly report; every report is held to it
+# Throughput against the bare route, per worker (both served by the same number of workers).
+THROUGHPUT_TARGETS = {"case page only": 0.25, "list only": 0.10}
+
+
+def mark(ok: bool, judged: bool) -> str:
+    """"meets"/"misses", in parentheses when this run is too small for the target to be judged."""
+    word = "meets" if ok else "**misses**"
+    return word if judged else f"({word.strip('*')})"
 
 
 def render(meta: dict, pages: dict, floors: dict, tput: dict | None) -> str:
-    lines = [f"# Benchmark: {meta['db']}, {meta['cases']:,} cases",
+    n = meta["cases"]
+    judged_any = {"value": False, "unjudged": False}
+
+    def m(ok: bool, scale: int = SCALE) -> str:
+        judged = n >= scale
+        judged_any["unjudged" if not judged else "value"] = True
+        return mark(ok, judged)
+
+    lines = [f"# Benchmark: {meta['db']}, {n:,} cases",
              "", f"{meta['when']} · {meta['cpus']} CPUs · seed {meta['seed_note']} · month {meta['month']} · "
+                 f"year {meta.get('year', '—')} · {meta.get('townships', '—')} townships · "
                  f"up to {meta['repeat']} requests per page (n: how many), load average {meta['load']}", "",
              "## Server time (in process, ms)", "",
-             "| page | p50 | p95 | target p95 | meets | n | CPU p50 |", "|---|---:|---:|---:|---|---:|---:|"]
+             "| page | p50 | p95 | target p95 | mark | n | CPU p50 |", "|---|---:|---:|---:|---|---:|---:|"]
     for name in SERVER_ROWS:
         v = pages[name]
-        target = TARGETS.get(name)
-        meets = "" if target is None else ("yes" if pct(v, 95) <= target else "**no**")
+        target, scale = TARGETS.get(name, (None, SCALE))
+        mk = "— (no target)" if target is None else m(pct(v, 95) <= target, scale)
         cpu = meta["cpu"].get(name) or [0.0]
-        lines.append(f"| {name} | {median(v):.1f} | {pct(v, 95):.1f} | {target or '—'} | {meets} | {len(v)} "
+        lines.append(f"| {name} | {median(v):.1f} | {pct(v, 95):.1f} | {target or '—'} | {mk} | {len(v)} "
                      f"| {median(cpu):.1f} |")
     lines += ["", "CPU p50: this process's CPU time per request, which does not depend on what else the machine "
-                  "runs (SQLite: includes the database's work; PostgreSQL: excludes the server's).",
+                  "runs (SQLite: includes the database's work; PostgreSQL: excludes the server's).  Searches are "
+                  "timed on the result page (`/cases/?q=` redirects once to the sealed-token URL).  "
+                  "Trend and year report: judged from "
+                  f"{COUNTY_SCALE:,} cases (a county's ten years); the other targets at {SCALE:,}.",
               "", "## Reports against their SQL floor", "",
-              "| report | p50 (ms) | floor p50 (ms) | ratio | target |", "|---|---:|---:|---:|---|"]
+              "| report | p50 (ms) | floor p50 (ms) | ratio | target | mark |", "|---|---:|---:|---:|---|---|"]
     for name in REPORT_ROWS:
         page, floor = median(pages[name]), median(floors[name])
-        target = "≤ 1.5×" if name == "county monthly report" else "—"
-        lines.append(f"| {name} | {page:.1f} | {floor:.2f} | {page / floor if floor else float('inf'):.1f}× | {target} |")
+        ratio = page / floor if floor else float("inf")
+        scale = TARGETS.get(name, (None, SCALE))[1]
+        lines.append(f"| {name} | {page:.1f} | {floor:.2f} | {ratio:.1f}× | ≤ {FLOOR_RATIO:g}× | "
+                     f"{m(ratio <= FLOOR_RATIO, scale)} |")
+    lines += ["", f"The issue sets ≤ {FLOOR_RATIO:g}× for the county monthly report; the other reports are held "
+                  "to the same bar.  Ratios of p50s; the 12-month trend reads the summary table and has no floor row."]
     if tput:
         bare = tput["bare Flask route"]["rps"]
         lines += ["", f"## Throughput (gunicorn, {meta['workers']} sync workers, {meta['clients']} client threads, "
                       f"{meta['duration']:g} s each)", "",
-                  "| workload | requests | req/s | ratio to bare | client p50 (ms) | client p95 (ms) | errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| workload | requests | req/s | ratio to bare | client p50 (ms) | client p95 (ms) | errors "
+                  "| target | mark |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for name in THROUGHPUT_ROWS:
             r = tput[name]
-            lines.append(f"| {name} | {r['requests']:,} | {r['rps']:.1f} | {r['rps'] / bare:.1%} | {r['p50']:.1f} | "
-                         f"{r['p95']:.1f} | {r['errors']} |")
+            ratio = r["rps"] / bare if bare else 0.0
+            goal = THROUGHPUT_TARGETS.get(name)
+            target, mk = (f"≥ {goal:.0%} of bare", m(ratio >= goal)) if goal else ("—", "—")
+            lines.append(f"| {name} | {r['requests']:,} | {r['rps']:.1f} | {ratio:.1%} | {r['p50']:.1f} | "
+                         f"{r['p95']:.1f} | {r['errors']} | {target} | {mk} |")
         mixed = tput["mixed workload"]
-        lines += ["", f"Writes in the mixed workload: {mixed['writes']} accepted, {mixed['lost_writes']} lost. "
+        errors = sum(tput[name]["errors"] for name in THROUGHPUT_ROWS)
+        lines += ["", "Requests: operations (a search is the search form's POST and its redirect; an edit is the "
+                      "edit form's GET and its POST).  Ratios are per worker: the app and the bare route run with "
+                      "the same number of workers, and the client shares the machine's cores.", "",
+                  "| under load | count | target | mark |", "|---|---:|---|---|",
+                  f"| errors (all workloads) | {errors} | 0 | {m(errors == 0)} |",
+                  f"| lost writes (reception POSTs answered 302, not stored) | {mixed['lost_writes']} | 0 | "
+                  f"{m(mixed['lost_writes'] == 0)} |",
+                  f"| lost updates (case edits answered 302 whose change is gone) | {mixed['lost_updates']} | 0 | "
+                  f"{m(mixed['lost_updates'] == 0)} |",
+                  f"| edit conflicts (409, the user is shown both versions) | {mixed['conflicts']} | — | — |",
+                  "", f"Writes in the mixed workload: {mixed['writes']} accepted, {mixed['lost_writes']} lost. "
+                      f"Edits: {mixed['acknowledged_edits']} acknowledged on {mixed['edited_cases']} cases, "
+                      f"{mixed['conflicts']} conflicts, {mixed['lost_updates']} lost. "
                       f"Peak worker RSS: {tput['peak_worker_rss_mb']:.0f} MB "
                       f"(bare app worker: {tput['bare_worker_rss_mb']:.0f} MB)."]
-        samples = sum((tput[n]["error_samples"] for n in THROUGHPUT_ROWS), [])
+        samples = sum((tput[name]["error_samples"] for name in THROUGHPUT_ROWS), [])
         if samples:
             lines.append("Error samples: " + "; ".join(samples[:6]))
+    lines += ["", "## Not judged by this run", ""]
+    if judged_any["unjudged"]:
+        lines.append(f"- Marks in parentheses: this run has {n:,} cases, fewer than the target is set at; they show "
+                     "where this size stands, not whether the target is met.")
+    province = meta["db"] == "postgresql" and n >= 5_000_000 and (meta.get("townships") or 0) >= 2000
+    if province:
+        lines.append(f"- Province scale: this run is it (PostgreSQL, {n:,} cases, {meta['townships']:,} townships); "
+                     "the county monthly report row above is its ≤ 200 ms target.")
+    else:
+        lines.append("- Province scale (PostgreSQL, 5,000,000 cases, 2,000 townships: county monthly ≤ 200 ms): "
+                     f"not this run ({meta['db']}, {n:,} cases, {meta.get('townships', '—')} townships).")
+    lines += ["- The other database: the targets hold on both; this run is one of them (`make bench-matrix` runs all).",
+              "- 1–2-character searches showing 50 results without an exact total: a page property, not timed here.",
+              "- SQL statements per page not growing with rows: `tests/test_scale_query_counts.py`.",
+              "- The trend summary always equal to the live figures: `tests/test_scale_summary.py`."]
+    if not tput:
+        lines.append("- Throughput, errors, lost writes and lost updates: skipped (`--no-throughput`).")
     return "\n".join(lines) + "\n"
 
 
@@ -476,11 +700,12 @@ def main(argv=None) -> int:
         print("throughput ...", flush=True)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         tput = throughput(url, args.workers, args.clients, args.duration, rng,
-                          RESULTS_DIR / f"gunicorn-{kind}-{args.cases}.log")
+                          RESULTS_DIR / f"gunicorn-{kind}-{args.cases}.log", details["deep_cursor"])
     meta = {"db": kind, "cases": details["cases"], "month": details["month"], "repeat": args.repeat,
             "workers": args.workers, "clients": args.clients, "duration": args.duration,
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
-            "seed_note": seed_note, "cpu": details["cpu"], "load": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
+            "seed_note": seed_note, "cpu": details["cpu"], "year": details["year"], "townships": details["townships"],
+            "load": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
     table = render(meta, pages, floors, tput)
     print(table)
     out = Path(args.out) if args.out else RESULTS_DIR / f"{kind}-{args.cases}.md"
@@ -490,7 +715,8 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"meta": meta, "pages": pages, "floors": floors, "throughput": tput},
                                               ensure_ascii=False, default=str), encoding="utf-8")
     errors = sum(tput[n]["errors"] for n in THROUGHPUT_ROWS) if tput else 0
-    return 1 if errors or (tput and tput["mixed workload"]["lost_writes"]) else 0
+    lost = tput and (tput["mixed workload"]["lost_writes"] or tput["mixed workload"]["lost_updates"])
+    return 1 if errors or lost else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def own_app(tmp_path):
         url = _create_pg_database(PG_URL)
     else:
         url = f"sqlite:///{tmp_path / 'own.db'}"
-    application = create_app({"TESTING": True, "DATABASE_URL": url})
+    application = create_app({"TESTING": True, "DATABASE_URL": url, "UPLOAD_DIR": str(tmp_path / "uploads")})
     with application.app_context():
         app_db.Base.metadata.create_all(app_db.get_engine(application))
         from app.demo.seed import seed_demo
@@ -71,3 +71,78 @@ def test_restore_refuses_garbage(own_app, tmp_path):
     assert result.exit_code != 0
     assert "无法读取" in result.output
     assert _count(own_app) == before
+
+
+def _monthly_json(application) -> dict:
+    """The monthly report of June 2026 for the county and 南湖镇, as the API serves it."""
+    import json
+    from app.orgs.services import find_by_code
+    from app.reports.queries import monthly_report
+    with application.app_context():
+        out = {code: monthly_report(find_by_code(code), 2026, 6) for code in ("429960", "429960002")}
+        app_db.session.remove()
+    return json.loads(json.dumps(out, default=str, sort_keys=True))
+
+
+def test_round_trip_gives_the_same_report_figures_and_attachments(own_app, tmp_path):
+    import io
+    from pathlib import Path
+    from app.cases.attachments import add_attachment, open_attachment
+    from tests.intake_helpers import user
+    from tests.reports_factories import build_fixture
+    with own_app.app_context():
+        build_fixture()  # the hand-worked June 2026 (tests/test_reports_fixture.py)
+        from app.cases.models import Case
+        case = app_db.session.scalar(select(Case).order_by(Case.id))
+        att = add_attachment(user("village_mediator"), case, io.BytesIO(b"%PDF-1.4\n" + b"0" * 64), "协议.pdf")
+        number, att_id = case.number, att.id
+        app_db.session.commit()
+        app_db.session.remove()
+    before = _monthly_json(own_app)
+    assert before["429960002"]["registered"] > 0  # the fixture is in
+    runner = own_app.test_cli_runner()
+    backup = tmp_path / "qy.backup"
+    result = runner.invoke(args=["backup", str(backup), "--with-uploads"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "qy.backup.uploads.tar.gz").is_file()
+
+    # Lose data after the backup: more cases, and the attachment files.
+    with own_app.app_context():
+        from tests.reports_factories import add_case
+        from datetime import date
+        for day in range(1, 6):
+            add_case(date(2026, 6, day))
+        app_db.session.commit()
+        app_db.session.remove()
+    assert _monthly_json(own_app) != before
+    import shutil
+    shutil.rmtree(tmp_path / "uploads")
+
+    result = runner.invoke(args=["restore", str(backup), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert _monthly_json(own_app) == before
+    with own_app.app_context():
+        _att, path = open_attachment(user("county_supervisor"), number, att_id)
+        assert Path(path).read_bytes().startswith(b"%PDF-1.4")
+        app_db.session.remove()
+
+
+def test_backup_without_uploads_writes_no_archive(own_app, tmp_path):
+    result = own_app.test_cli_runner().invoke(args=["backup", str(tmp_path / "db.backup")])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "db.backup.uploads.tar.gz").exists()
+
+
+def test_restore_uploads_refuses_paths_outside(own_app, tmp_path):
+    import io
+    import tarfile
+    from app.backup import restore_uploads
+    archive = tmp_path / "x.backup.uploads.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with own_app.app_context():
+        with pytest.raises(tarfile.TarError):
+            restore_uploads(tmp_path / "x.backup")
+    assert not (tmp_path / "escaped.txt").exists()

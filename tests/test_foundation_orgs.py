@@ -80,6 +80,16 @@ BAD_CASES = {
     "wrong parent level": (["519900,测试县,县,", "519900001001,红旗村,村,519900"], ["第3行", "层级不符"]),
     "duplicate code": (["519900,测试县,县,", "519900001,东风镇,乡镇,519900", "519900001,东风乡,乡镇,519900"],
                        ["第4行", "重复", "第3行"]),
+    "too many columns": (["519900,测试县,县,", "519900001,东风镇,乡镇,519900,多余"], ["第3行", "列数多于4列"]),
+    "non-numeric code": (["519900,测试县,县,", "51990A001,东风镇,乡镇,519900"], ["第3行", "51990A001", "应为数字"]),
+    "code too long": (["519900,测试县,县,", "5" * 33 + ",东风镇,乡镇,519900"], ["第3行", "不超过32位"]),
+    "name too long": (["519900,测试县,县,", "519900001," + "东" * 101 + ",乡镇,519900"], ["第3行", "名称过长"]),
+    "county with a parent": (["519900,测试县,县,429960"], ["第2行", "县级单位不应有上级代码"]),
+    "empty parent code": (["519900,测试县,县,", "519900001,东风镇,乡镇,"], ["第3行", "上级代码为空"]),
+    "grid without parent": (["519900,测试县,县,", "51990000100101,第1网格,网格,"], ["第3行", "上级代码为空"]),
+    # 429960002 is the demo county's township 南湖镇: a re-import may rename it, not make it a village.
+    "level of an existing unit changed": (["519900,测试县,县,", "429960002,南湖镇,村,429960001"],
+                                          ["第3行", "429960002", "层级不同", "不能更改层级"]),
 }
 
 
@@ -94,6 +104,20 @@ def test_bad_rows_reported_by_line_and_nothing_written(db, kind):
         assert fragment in text
     assert unit_count(db) == before
     assert by_code(db, "519900") is None
+
+
+def test_a_longest_name_and_code_are_accepted(db):
+    """The limits are inclusive: a 100-character name and a 32-digit code import."""
+    rows = ["519900,测试县,县,", "5" * 32 + "," + "东" * 100 + ",乡镇,519900"]
+    assert import_orgs_csv(csv_text(rows)).created == 2
+    assert by_code(db, "5" * 32).name == "东" * 100
+
+
+def test_level_change_refused_leaves_the_unit_as_it_was(db):
+    with pytest.raises(OrgImportError):
+        import_orgs_csv(csv_text(["429960002,南湖新镇,村,429960001"]))
+    unit = by_code(db, "429960002")
+    assert unit.level == "township" and unit.name == "南湖镇" and unit.parent.code == "429960"
 
 
 def test_every_bad_row_is_reported_at_once(db):

@@ -13,7 +13,8 @@ from app.db import session
 from app.orgs.services import add_unit
 from app.templating import today_local
 from tests.helpers import csrf_token
-from tests.intake_helpers import DEMO_TOWNSHIP, api_token, login, make_case, org, user, valid_id
+from tests.intake_helpers import (DEMO_TOWNSHIP, OTHER_TOWNSHIP_VILLAGE, OTHER_VILLAGE_SAME_TOWNSHIP, api_token,
+                                  login, make_case, org, user, valid_id)
 
 ROLES = ["admin", "county_supervisor", "county_leader", "township_director", "township_secretary",
          "township_mediator", "village_mediator", "grid_worker", "dept_liaison"]
@@ -53,8 +54,8 @@ def test_outside_case_is_invisible_everywhere(app, client, auth, db, role):
 
     listing = client.get("/cases/").get_data(as_text=True)
     assert inside.number in listing and outside.number not in listing
-    assert outside.number not in client.get("/cases/?q=境外秘密").get_data(as_text=True)
-    assert inside.number in client.get("/cases/?q=境内可见").get_data(as_text=True)
+    assert outside.number not in client.get("/cases/?q=境外秘密", follow_redirects=True).get_data(as_text=True)
+    assert inside.number in client.get("/cases/?q=境内可见", follow_redirects=True).get_data(as_text=True)
     xlsx = client.get("/cases/export.xlsx")
     assert xlsx.status_code == 200
     numbers = [row[0] for row in load_workbook(BytesIO(xlsx.data)).active.iter_rows(min_row=2, values_only=True)]
@@ -172,3 +173,78 @@ def test_attachment_size_limit(app, client, auth, db):
         app.config.pop("ATTACHMENT_MAX_BYTES")
     assert "文件过大" in resp.get_data(as_text=True)
     assert session.scalar(select(Attachment).where(Attachment.case_id == case.id)) is None
+
+
+# ---- the same county: another township, a sibling village, an untransferred case -------------
+
+def _invisible_everywhere(client, headers, case, marker):
+    """``case`` (whose summary contains ``marker``) is in none of the list, search, export,
+    page URL and API answers of the logged-in user / token."""
+    assert case.number not in client.get("/cases/").get_data(as_text=True)
+    assert case.number not in client.get(f"/cases/?q={marker}", follow_redirects=True).get_data(as_text=True)
+    xlsx = client.get("/cases/export.xlsx")
+    assert xlsx.status_code == 200
+    numbers = [row[0] for row in load_workbook(BytesIO(xlsx.data)).active.iter_rows(min_row=2, values_only=True)]
+    assert case.number not in numbers
+    assert client.get(f"/cases/{case.number}").status_code == 404
+    assert client.get(f"/api/v1/cases/{case.number}", headers=headers).status_code == 404
+    api = client.get(f"/api/v1/cases?q={marker}", headers=headers)
+    assert api.status_code == 200 and case.number not in [c["number"] for c in api.get_json()["items"]]
+    everything = client.get("/api/v1/cases", headers=headers).get_json()["items"]
+    assert case.number not in [c["number"] for c in everything]
+
+
+def _visible(client, headers, case, marker):
+    assert case.number in client.get(f"/cases/?q={marker}", follow_redirects=True).get_data(as_text=True)
+    api = client.get(f"/api/v1/cases?q={marker}", headers=headers).get_json()["items"]
+    assert case.number in [c["number"] for c in api]
+
+
+@pytest.mark.parametrize("role", ["township_director", "township_mediator", "village_mediator", "grid_worker"])
+def test_other_township_of_the_same_county_is_invisible(client, auth, db, role):
+    far = make_case(village=OTHER_TOWNSHIP_VILLAGE, summary="同县别镇水渠纠纷")
+    near = make_case(summary="本村水渠纠纷")
+    headers = {"Authorization": f"Bearer {api_token(role)}"}
+    session.flush()
+    login(auth, role)
+    _invisible_everywhere(client, headers, far, "水渠")
+    _visible(client, headers, near, "水渠")
+
+
+@pytest.mark.parametrize("role", ["village_mediator", "grid_worker"])
+def test_sibling_village_is_invisible_to_village_roles(client, auth, db, role):
+    sibling = make_case(village=OTHER_VILLAGE_SAME_TOWNSHIP, summary="同镇别村鱼塘纠纷")
+    mine = make_case(summary="本村鱼塘纠纷")
+    headers = {"Authorization": f"Bearer {api_token(role)}"}
+    session.flush()
+    login(auth, role)
+    _invisible_everywhere(client, headers, sibling, "鱼塘")
+    _visible(client, headers, mine, "鱼塘")
+
+
+def test_liaison_does_not_see_an_untransferred_case_of_its_own_township(client, auth, db):
+    untransferred = make_case(summary="未转办的山林纠纷")
+    transferred = make_case(summary="已转办的山林纠纷")
+    session.add(DepartmentTask(case_id=transferred.id, department_id=org(DEMO_TOWNSHIP + "D001").id, kind="transfer"))
+    headers = {"Authorization": f"Bearer {api_token('dept_liaison')}"}
+    session.flush()
+    login(auth, "dept_liaison")
+    _invisible_everywhere(client, headers, untransferred, "山林")
+    _visible(client, headers, transferred, "山林")
+
+
+def test_reception_log_links_only_cases_in_scope(client, auth, db):
+    """A visit of the township centre linked to a case the user may not see shows no number."""
+    from app.reception.models import ReceptionEntry
+    far = make_case(village=OTHER_TOWNSHIP_VILLAGE, summary="别镇登记的纠纷")
+    near = make_case(summary="本镇登记的纠纷")
+    township = org(DEMO_TOWNSHIP)
+    for case, name in ((far, "来访甲"), (near, "来访乙")):
+        session.add(ReceptionEntry(centre_id=township.id, county_id=township.county_id, township_id=township.id,
+                                   received_on=today_local(), visitor_names=name, headcount=1, matter="纠纷",
+                                   handling="registered", case_id=case.id))
+    session.flush()
+    login(auth, "township_mediator")
+    html = client.get("/reception/").get_data(as_text=True)
+    assert "来访甲" in html and "来访乙" in html
+    assert near.number in html and far.number not in html

@@ -89,3 +89,106 @@ def test_export_neutralises_formulas(runner, db, tmp_path):
     assert row[headers.index("联系电话")] != "13800000001；13800000002"  # masked by default
     for cell in ws[2]:
         assert not (isinstance(cell.value, str) and cell.value[:1] in "=+-@")
+
+
+def test_outcome_without_close_date_is_reported_even_with_another_error(db):
+    report = import_ledger(workbook([good_row(纠纷类型="邻居", 结案日期=None)]), "t.xlsx")
+    assert any(p.startswith(f"矛盾纠纷台账!{_col('纠纷类型')}2:") for p in report.problems), report.problems
+    assert any(p.startswith(f"矛盾纠纷台账!{_col('结案日期')}2:") and "结案日期为必填项" in p
+               for p in report.problems), report.problems
+    # a bad close date is reported once, as a bad date
+    bad = import_ledger(workbook([good_row(结案日期="昨天")]), "t.xlsx")
+    assert [p for p in bad.problems if p.startswith(f"矛盾纠纷台账!{_col('结案日期')}2:")] == \
+        ['矛盾纠纷台账!O2: 结案日期 "昨天" 不是有效日期（应为 YYYY-MM-DD）']
+
+
+def test_headers_in_any_order(db):
+    import io
+    import openpyxl
+    shuffled = list(reversed(HEADERS))
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "矛盾纠纷台账"
+    ws.append(["无关的列"] + shuffled)
+    ws.append(["x"] + [good_row(编号="SHUF-1").get(h) for h in shuffled])
+    ws.append(["x"] + [good_row(编号="SHUF-2", 纠纷类型="邻居").get(h) for h in shuffled])
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    report = import_ledger(buf, "t.xlsx")
+    # the bad type is named in its own (moved) column: 1 extra column + its reversed position
+    letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[1 + shuffled.index("纠纷类型")]
+    assert report.problems == [f'矛盾纠纷台账!{letter}3: 纠纷类型 "邻居" 不在列表中'], report.problems
+    buf.seek(0)
+    wb = openpyxl.load_workbook(buf)
+    wb.active.delete_rows(3)
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    report = import_ledger(buf, "t.xlsx")
+    assert report.ok, report.problems
+    case = db.scalar(select(Case).where(Case.external_number == "SHUF-1"))
+    assert (case.summary, case.dispute_type, case.outcome) == ("因排水沟发生争执", "邻里", "success")
+    assert sorted(p.phone for p in case.parties) == ["13800000001", "13800000002"]
+
+
+def test_traffic_light_risk_words(db):
+    rows = [good_row(编号=f"RISK-{w}", 风险等级=w) for w in ("红", "黄", "绿", "高", "中", "低")]
+    report = import_ledger(workbook(rows), "t.xlsx")
+    assert report.ok, report.problems
+    got = dict(db.execute(select(Case.external_number, Case.risk_level)
+                          .where(Case.external_number.like("RISK-%"))).all())
+    assert got == {"RISK-红": "high", "RISK-黄": "medium", "RISK-绿": "low",
+                   "RISK-高": "high", "RISK-中": "medium", "RISK-低": "low"}
+
+
+def test_deadline_follows_the_default_setting(db):
+    from datetime import date, timedelta
+    from app.settings.services import set_setting
+    import_ledger(workbook([good_row(编号="DL-30", 登记日期="2025-03-01")]), "t.xlsx")
+    set_setting("deadline.mediation", {"days": 15, "unit": "calendar"})
+    import_ledger(workbook([good_row(编号="DL-15", 登记日期="2025-03-01")]), "t.xlsx")
+    got = dict(db.execute(select(Case.external_number, Case.deadline_on)
+                          .where(Case.external_number.in_(["DL-30", "DL-15"]))).all())
+    assert got == {"DL-30": date(2025, 3, 1) + timedelta(days=30), "DL-15": date(2025, 3, 1) + timedelta(days=15)}
+
+
+def test_new_case_timeline_names_file_and_row(db):
+    from app.cases.models import TimelineEntry
+    report = import_ledger(workbook([good_row(编号="TL-1"), good_row(编号="TL-2")]), "南湖镇台账.xlsx")
+    assert report.ok, report.problems
+    case = db.scalar(select(Case).where(Case.external_number == "TL-2"))
+    entries = db.scalars(select(TimelineEntry).where(TimelineEntry.case_id == case.id)).all()
+    assert [(e.action, e.note) for e in entries] == [("import", "从台账导入（文件 南湖镇台账.xlsx，第 3 行）")]
+
+
+def test_formula_escaping_round_trips(runner, db, tmp_path):
+    """The apostrophe the export puts before = + - @ is removed on import (exactly that escaping:
+    an apostrophe before anything else is the user's text); an export re-imports as no change."""
+    import openpyxl
+    report = import_ledger(workbook([good_row(编号="EQ-1"), good_row(编号="APOS-1", 简要情况="'引号开头")]), "t.xlsx")
+    assert report.ok, report.problems
+    case = db.scalar(select(Case).where(Case.external_number == "EQ-1"))
+    case.summary = "=1+1 双方各执一词"
+    case.notes = "-不是负数"
+    db.flush()
+    version = case.version
+    out = tmp_path / "out.xlsx"
+    assert runner.invoke(args=["ledger", "export", str(out), "--org", "429960002"]).exit_code == 0
+    again = import_ledger(open(out, "rb"), "out.xlsx")
+    assert again.ok and again.updated == 2, again.problems
+    db.expire_all()
+    case = db.scalar(select(Case).where(Case.external_number == "EQ-1"))
+    assert (case.summary, case.notes, case.version) == ("=1+1 双方各执一词", "-不是负数", version)
+    assert db.scalar(select(Case.summary).where(Case.external_number == "APOS-1")) == "'引号开头"
+    # as a new case (编号 cleared) the text comes in unescaped too
+    wb = openpyxl.load_workbook(out)
+    ws = wb["矛盾纠纷台账"]
+    headers = [c.value for c in ws[1]]
+    row = next(r for r in ws.iter_rows(min_row=2) if r[headers.index("编号")].value == "EQ-1")
+    assert row[headers.index("简要情况")].value == "'=1+1 双方各执一词"
+    row[headers.index("编号")].value = None
+    wb.save(out)
+    fresh = import_ledger(open(out, "rb"), "out.xlsx")
+    assert fresh.ok and fresh.created == 1, fresh.problems
+    assert db.scalar(select(func.count()).select_from(Case).where(Case.summary == "=1+1 双方各执一词")) == 2

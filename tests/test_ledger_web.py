@@ -54,3 +54,45 @@ def test_template_has_dropdowns(client, auth, db):
 def test_grid_worker_cannot_use_the_page(client, auth, db):
     auth.login("grid_worker")
     assert client.get("/ledger/").status_code == 403
+
+
+def _dropdown_values(wb, ws, header):
+    """The values of the drop-down list on ``header``'s column, read back from the validation:
+    an inline ``"a,b,c"`` list or a range of the hidden 选项 sheet."""
+    from openpyxl.utils import range_boundaries
+    col = [c.value for c in ws[1]].index(header) + 1
+    for dv in ws.data_validations.dataValidation:
+        if any(r.min_col <= col <= r.max_col and r.min_row == 2 for r in dv.sqref.ranges):
+            assert dv.type == "list"
+            formula = dv.formula1
+            if formula.startswith('"'):
+                return formula.strip('"').split(",")
+            sheet, ref = formula.rsplit("!", 1)
+            min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
+            lists = wb[sheet.strip("'")]
+            return [lists.cell(row=r, column=min_col).value for r in range(min_row, max_row + 1)]
+    raise AssertionError(f"no drop-down on {header}")
+
+
+def test_template_dropdown_contents_only_active_types(client, auth, db):
+    from app.settings.models import CaseSource, DisputeType
+    old = db.scalar(select(DisputeType).where(DisputeType.name == "邻里"))
+    db.add(DisputeType(name="已停用的类型", active=False))
+    db.flush()
+    auth.login("township_director")
+    wb = openpyxl.load_workbook(io.BytesIO(client.get("/ledger/template.xlsx").data))
+    ws = wb["矛盾纠纷台账"]
+    assert wb["选项"].sheet_state == "hidden"
+    assert _dropdown_values(wb, ws, "风险等级") == ["高", "中", "低"]
+    assert _dropdown_values(wb, ws, "化解层级") == ["村级", "乡镇级", "县级"]
+    assert "调解成功" in _dropdown_values(wb, ws, "办理结果")
+    assert _dropdown_values(wb, ws, "协议形式") == ["书面", "口头"]
+    assert _dropdown_values(wb, ws, "满意度") == ["满意", "基本满意", "不满意"]
+    types = _dropdown_values(wb, ws, "纠纷类型")
+    assert old.name in types and "劳动争议" in types and "已停用的类型" not in types
+    active_types = db.scalars(select(DisputeType.name).where(DisputeType.active.is_(True))).all()
+    assert sorted(types) == sorted(active_types)
+    sources = _dropdown_values(wb, ws, "来源")
+    assert sources == db.scalars(select(CaseSource.name).where(CaseSource.active.is_(True))
+                                 .order_by(CaseSource.position)).all() and "群众来访" in sources
+    assert _dropdown_values(wb, wb["来访登记"], "处理方式") == ["直接答复", "登记为纠纷", "转办", "引导"]

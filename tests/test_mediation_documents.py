@@ -59,30 +59,32 @@ def test_every_document_renders(db, client, auth):
 
 
 def test_backlog_figures_against_hand_built_fixture(db):
-    today = today_local()
-    jan1 = date(today.year, 1, 1)
-    make_case("in_mediation", "township", registered_on=today - timedelta(days=5), risk_level="high")
-    make_case("pending_triage", "village", registered_on=today - timedelta(days=45))
-    make_case("in_mediation", "township", registered_on=today - timedelta(days=120),
-              deadline_on=today - timedelta(days=1), risk_level="low")  # overdue
-    make_case("escalated", "village", registered_on=today - timedelta(days=31), risk_level="medium")
+    # A fixed day in the past (30 June of last year): every figure, the >90 bucket included, is
+    # checked whatever today's date; the cases' default deadlines (today + 20) are not overdue then.
+    as_of = date(today_local().year - 1, 6, 30)
+    jan1 = date(as_of.year, 1, 1)
+    make_case("in_mediation", "township", registered_on=as_of - timedelta(days=5), risk_level="high")
+    make_case("pending_triage", "village", registered_on=as_of - timedelta(days=45))
+    make_case("in_mediation", "township", registered_on=as_of - timedelta(days=120),
+              deadline_on=as_of - timedelta(days=1), risk_level="low")  # overdue
+    make_case("escalated", "village", registered_on=as_of - timedelta(days=31), risk_level="medium")
     # start-of-year backlog: two open on 1 Jan; one of them closed since
-    make_case("closed", "township", registered_on=jan1 - timedelta(days=10), closed_on=max(jan1, today - timedelta(days=1)))
-    make_case("in_mediation", "township", registered_on=jan1 - timedelta(days=20))
+    make_case("closed", "township", registered_on=jan1 - timedelta(days=10), closed_on=as_of - timedelta(days=1))
+    make_case("in_mediation", "township", registered_on=jan1 - timedelta(days=20))  # 201 days old: >90
     make_case("closed", "township", registered_on=jan1 - timedelta(days=30), closed_on=jan1 - timedelta(days=2))  # cleared before
     make_case("declined", "township", registered_on=jan1 - timedelta(days=5))
-    make_case("in_mediation", "township", village=OTHER_TOWNSHIP_VILLAGE, registered_on=today)  # out of scope
-    b = backlog(user("township_mediator"), today)
-    old_days = (today - (jan1 - timedelta(days=20))).days
+    make_case("in_mediation", "township", village=OTHER_TOWNSHIP_VILLAGE, registered_on=as_of)  # out of scope
+    make_case("in_mediation", "township", registered_on=as_of + timedelta(days=1))  # registered after as_of
+    b = backlog(user("township_mediator"), as_of)
     assert b.total == 5
-    expected_buckets = {"le30": 1, "d31_90": 2, "gt90": 2} if old_days > 90 else None
-    if expected_buckets:
-        assert b.by_bucket == expected_buckets
+    assert b.by_bucket == {"le30": 1, "d31_90": 2, "gt90": 2}
+    assert backlog(user("township_mediator"), as_of, {"bucket": "gt90"}).total == 2
+    assert backlog(user("township_mediator"), as_of, {"overdue": "1"}).total == 1
     assert b.overdue == 1
     assert b.by_level == {"village": 2, "township": 3, "county": 0}
     assert b.by_risk == {"high": 1, "medium": 1, "low": 1, "none": 2}
     assert b.year_start_backlog == 2 and b.year_start_cleared == 1 and b.cleared_rate == 50.0
-    county = backlog(user("county_supervisor"), today)
+    county = backlog(user("county_supervisor"), as_of)
     assert county.total == 6 and len(county.by_township) == 2
 
 

@@ -18,9 +18,9 @@ from tests.workflow_factories import LIAISON_DEPT, VILLAGE
 
 def test_judicial_confirmation_reminder_before_30_days_run_out(db, app):
     case = mediation_case()
-    services.agree(user("township_mediator"), case, written_agreement_data(case))
-    case.closed_on = today_local() - timedelta(days=27)  # 3 days left
-    db.flush()
+    # agreed 27 days ago (3 days left: the window runs from the agreement's date), recorded today
+    services.agree(user("township_mediator"), case,
+                   written_agreement_data(case, agreed_on=(today_local() - timedelta(days=27)).isoformat()))
     with app.test_request_context():
         section = judicial_confirmation_todo(user("township_mediator"))
         assert section is not None and any(case.number in i.title for i in section.items)

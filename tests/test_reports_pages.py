@@ -42,8 +42,8 @@ def test_township_figures_on_page(client, auth):
     html = client.get(f"/reports/monthly?org=429960002&month={JUNE}").get_data(as_text=True)
     month_accepted = re.search(r'data-testid="month-accepted">\s*<a[^>]*>(\d+)</a>', html).group(1)
     ytd_accepted = re.search(r'data-testid="ytd-accepted">\s*<a[^>]*>(\d+)</a>', html).group(1)
-    assert (month_accepted, ytd_accepted) == ("6", "8")
-    assert "66.7%" in html and "33.3%" in html
+    assert (month_accepted, ytd_accepted) == ("7", "11")
+    assert "66.7%" in html and "28.6%" in html and "27.3%" in html
     by_type = html.split('data-testid="by-type"')[1].split("</table>")[0]
     assert "劳动争议" in by_type and "拖欠农民工工资" not in by_type
 
@@ -63,7 +63,7 @@ def test_period_page_quarter_and_dates(client, auth):
     auth.login("county_supervisor")
     assert client.get("/reports/period?org=429960&quarter=2026-Q2").status_code == 200
     html = client.get("/reports/period?org=429960002&from=2026-06-01&to=2026-06-30").get_data(as_text=True)
-    assert re.search(r'data-testid="month-accepted">\s*<a[^>]*>6</a>', html)
+    assert re.search(r'data-testid="month-accepted">\s*<a[^>]*>7</a>', html)
     assert client.get("/reports/period?org=429960&from=2026-06-30&to=2026-06-01").status_code == 422
 
 
@@ -79,7 +79,10 @@ def test_every_drilldown_length_equals_its_figure(client, auth, org_code):
         assert html.count('data-testid="drill-row"') == counts[key], key
     rc = reception_counts(org, month_period(2026, 6))
     html = client.get("/reports/cases", query_string={"org": org_code, "figure": "direct_answers", **ARGS}).get_data(as_text=True)
-    assert _total(html) == rc["direct_answers"]
+    assert _total(html) == rc["direct_answers"] > 0
+    html = client.get("/reports/cases", query_string={"org": org_code, "figure": "visitors", **ARGS}).get_data(as_text=True)
+    # 接待人次 sums head-counts: the list's 合计 equals the figure (a group visit is one row)
+    assert int(re.search(r'data-testid="headcount">(\d+)<', html).group(1)) == rc["visitors"] > 0
 
 
 def test_breakdown_drilldowns(client, auth):
@@ -87,8 +90,9 @@ def test_breakdown_drilldowns(client, auth):
     auth.login("county_supervisor")
     q = {"org": "429960", "figure": "accepted", **ARGS}
     assert _total(client.get("/reports/cases", query_string={**q, "type": "劳动争议"}).get_data(as_text=True)) == 1
-    assert _total(client.get("/reports/cases", query_string={**q, "township": "429960002"}).get_data(as_text=True)) == 6
-    assert _total(client.get("/reports/cases", query_string={**q, "source": "群众来访"}).get_data(as_text=True)) == 6
+    assert _total(client.get("/reports/cases", query_string={**q, "township": "429960002"}).get_data(as_text=True)) == 7
+    assert _total(client.get("/reports/cases", query_string={**q, "source": "群众来访"}).get_data(as_text=True)) == 7
+    assert _total(client.get("/reports/cases", query_string={**q, "type": "邻里"}).get_data(as_text=True)) == 7
     assert client.get("/reports/cases", query_string={**q, "figure": "bogus"}).status_code == 422
 
 
@@ -99,8 +103,9 @@ def test_excel_export_holds_figures(client, auth):
     assert resp.status_code == 200
     ws = load_workbook(BytesIO(resp.data)).active
     rows = {r[0]: r[1:3] for r in ws.iter_rows(values_only=True) if r[0]}
-    assert rows["受理数"] == (6, 8)
-    assert rows["化解率"] == ("33.3%", "37.5%")
+    assert rows["受理数"] == (7, 11)
+    assert rows["化解率"] == ("28.6%", "27.3%")
+    assert rows["接待人次"] == (8, 9) and rows["排查覆盖率"] == ("16.7%", "25.0%")
     assert rows["调解成功率"][0] == "66.7%"
     assert str(ws.page_setup.paperSize) == str(ws.PAPERSIZE_A4) and ws.freeze_panes == "A7"
     assert any("劳动争议" == r[0] for r in ws.iter_rows(values_only=True))
@@ -112,17 +117,73 @@ def test_trend_json(client, auth):
     auth.login("township_mediator")
     data = client.get(f"/reports/trend.json?org=429960002&month={JUNE}").get_json()
     assert data["months"][0] == "2025-07" and data["months"][-1] == "2026-06"
-    assert data["accepted"][-1] == 6 and data["resolved"][-1] == 3 and data["resolution_rate"][-1] == 33.3
-    assert data["accepted"][data["months"].index("2026-05")] == 1 and data["resolution_rate"][0] is None
+    assert data["accepted"][-1] == 7 and data["resolved"][-1] == 3 and data["resolution_rate"][-1] == 28.6
+    assert data["accepted"][data["months"].index("2026-05")] == 3 and data["resolution_rate"][0] is None
 
 
-def test_dashboard(client, auth):
+def _dashboard_fixture() -> None:
+    """build_fixture (today = 2026-06-30) plus deadlines and 督办单 around that day.
+
+    Open cases of the fixture: 7 (高, signed off), 8 (高, never signed), 11, 12, 13 (高, signed
+    off after 25 h) — none with a deadline.  Added, all registered 4-10 in 南湖镇:
+      D1 open, deadline 6-29 (overdue)      D2 open, deadline 6-30 = today (not overdue)
+      D3 closed success 5-01, deadline 4-20 (closed: not overdue)
+      D4 escalated (open), deadline 6-10 (overdue)
+    督办单: on 8 due 6-20 unanswered (overdue); on 11 due 7-10 unanswered; on D1 due 6-30
+    unanswered (due today: not overdue); on 7 due 6-01 answered (not counted)."""
+    from datetime import datetime
+
+    from app.cases.models import Case, SupervisionOrder
+    from app.db import session
     build_fixture()
+    d1 = add_case(date(2026, 4, 10), deadline_on=date(2026, 6, 29))
+    add_case(date(2026, 4, 10), deadline_on=date(2026, 6, 30))
+    add_case(date(2026, 4, 10), deadline_on=date(2026, 4, 20), **closed(date(2026, 5, 1), "success"))
+    add_case(date(2026, 4, 10), deadline_on=date(2026, 6, 10), status="escalated", handling_level="township")
+    by_reg = {c.registered_on: c for c in session.query(Case).filter(Case.registered_on.in_(
+        [date(2026, 3, 1), date(2026, 5, 30), date(2026, 6, 15)]))}
+    township = find_by_code("429960002")
+    county = find_by_code("429960")
+    for case, due, answered in ((by_reg[date(2026, 3, 1)], date(2026, 6, 20), False),
+                                (by_reg[date(2026, 5, 30)], date(2026, 7, 10), False),
+                                (d1, date(2026, 6, 30), False),
+                                (by_reg[date(2026, 6, 15)], date(2026, 6, 1), True)):
+        session.add(SupervisionOrder(case_id=case.id, issuing_org_id=county.id, responsible_org_id=township.id,
+                                     requirement="限期化解", due_on=due,
+                                     answered_at=datetime(2026, 5, 30, 2) if answered else None,
+                                     answer="已化解" if answered else None))
+    session.flush()
+
+
+def _testid(html: str, testid: str) -> str:
+    m = re.search(rf'data-testid="{testid}">\s*(?:<a[^>]*>)?([^<]+)<', html)
+    assert m, testid
+    return m.group(1).strip()
+
+
+def test_dashboard(client, auth, monkeypatch):
+    import app.reports.routes as report_routes
+    _dashboard_fixture()
+    monkeypatch.setattr(report_routes, "today_local", lambda: date(2026, 6, 30))
     auth.login("county_leader")
     resp = client.get("/reports/dashboard")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert "各乡镇化解率排名" in html and 'data-testid="high-open"' in html
+    assert "各乡镇化解率排名" in html
+    # open 高: 7 8 13; signed off 7 13 (whenever), not signed 8
+    assert (_testid(html, "high-open"), _testid(html, "high-signed"), _testid(html, "high-unsigned")) == ("3", "2", "1")
+    # open: 7 8 11 12 13 D1 D2 D4; overdue: D1 (6-29) and D4 (escalated, 6-10), not D2 (due today)
+    assert (_testid(html, "open"), _testid(html, "overdue")) == ("8", "2")
+    # unanswered 督办单: on 8, 11 and D1; overdue only 8's (due 6-20)
+    assert (_testid(html, "orders-open"), _testid(html, "orders-overdue")) == ("3", "1")
+    # this month (6-01..6-30) is the county's June; this year adds D1–D4 (D3 resolved by 5-01)
+    assert (_testid(html, "month-accepted"), _testid(html, "month-resolution_rate"),
+            _testid(html, "month-backlog")) == ("8", "37.5%", "9")
+    assert (_testid(html, "year-accepted"), _testid(html, "year-resolution_rate")) == ("16", "31.3%")  # 5/16
+    assert _testid(html, "year-visitors") == "13"
+    ranked = re.findall(r'data-testid="township-row" data-code="(\d+)"', html)
+    assert ranked[:3] == ["429960003", "429960002", "429960001"]  # 100.0, then 4/15 = 26.7, then "—" by code
+    assert len(ranked) == 12
 
 
 def _count_queries(app, client, n_extra: int) -> int:

@@ -206,3 +206,65 @@ def test_repeats_page(client, auth, db):
     auth.login("county_supervisor")
     html = client.get("/screening/repeats").get_data(as_text=True)
     assert "吴九" in html and "身份证号相同" in html
+
+
+def test_warning_board_says_when_a_rule_was_cut_off(client, auth, db, monkeypatch):
+    monkeypatch.setattr(queries, "WARNING_RULE_LIMIT", 2)
+    monkeypatch.setattr(queries, "REPEAT_GROUP_LIMIT", 1)
+    today = today_local()
+    old_high = make_case(risk_level="high", registered_on=today - timedelta(days=20))
+    add_activity(old_high, 1)
+    for days in (3, 2):
+        add_activity(make_case(risk_level="medium", registered_on=today - timedelta(days=days)), 1)
+    longest = make_case(deadline_on=today - timedelta(days=9))
+    make_case(deadline_on=today - timedelta(days=4))
+    for name, phone in (("甲一", "13600000001"), ("乙二", "13600000002")):
+        make_case(parties=({"name": name, "phone": phone},))
+        make_case(parties=({"name": name, "phone": phone},))
+    board = queries.warning_board(user("county_supervisor"))
+    # 3 open 高/中 (over the limit of 2: 高 kept first), 2 overdue (at the limit), 2 repeat groups (limit 1)
+    assert board.cut == {"risk": 2, "repeat": 1}
+    risk_ids = {r.case.id for r in board.rows if any(code == "risk" for code, _ in r.reasons)}
+    assert old_high.id in risk_ids and len(risk_ids) == 2
+    assert longest.id in {r.case.id for r in board.rows if any(code == "overdue" for code, _ in r.reasons)}
+    auth.login("county_supervisor")
+    html = client.get("/screening/warnings").get_data(as_text=True)
+    assert 'data-testid="rules-cut"' in html
+    assert 'data-rule="risk"' in html and "仅显示前 2 条" in html and "仅显示前 1 组" in html
+    assert 'data-rule="overdue"' not in html  # exactly at the limit: nothing cut
+
+
+def test_warning_board_without_cut_says_nothing(client, auth, db):
+    make_case(risk_level="high")
+    assert queries.warning_board(user("county_supervisor")).cut == {}
+    auth.login("county_supervisor")
+    assert 'data-testid="rules-cut"' not in client.get("/screening/warnings").get_data(as_text=True)
+
+
+def test_cluster_limit_is_reported(db, monkeypatch):
+    set_setting("cluster.threshold", 2)
+    monkeypatch.setattr(queries, "CLUSTER_LIMIT", 1)
+    for dtype in ("物业", "物业", "合同", "合同"):
+        make_case(dispute_type=dtype)
+    board = queries.warning_board(user("county_supervisor"))
+    assert board.cut == {"cluster": 1} and len(board.clusters) == 1
+
+
+def test_hot_spot_period_picker(client, auth, db):
+    today = today_local()
+    make_case(registered_on=today.replace(day=1))
+    old = today.replace(day=1) - timedelta(days=200)   # about 7 months back
+    make_case(registered_on=old)
+    auth.login("township_director")
+    three = client.get("/screening/hotspots.json?months=3").get_json()
+    assert len(three["months"]) == 3 and sum(sum(s["data"]) for s in three["series"]) == 1
+    twelve = client.get("/screening/hotspots.json").get_json()
+    assert len(twelve["months"]) == 12 and sum(sum(s["data"]) for s in twelve["series"]) == 2
+    end = f"{old.year:04d}-{old.month:02d}"
+    back = client.get(f"/screening/hotspots.json?months=3&end={end}").get_json()
+    assert back["months"][-1] == end and sum(sum(s["data"]) for s in back["series"]) == 1
+    html = client.get(f"/screening/hotspots?months=6&end={end}").get_data(as_text=True)
+    assert 'data-testid="hotspot-period"' in html and '<option value="6" selected>' in html
+    assert f"months=6&amp;end={end}" in html  # the chart reads the same window
+    assert client.get("/screening/hotspots?months=7").status_code == 422
+    assert client.get("/screening/hotspots?end=2026-13").status_code == 422

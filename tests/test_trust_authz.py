@@ -147,6 +147,8 @@ ROUTES: dict[tuple[str, str], Expect] = {
     ("/admin/users/<int:user_id>/password", "POST"): Expect("/admin/users/{user_id}/password", ADMIN,
                                                            form={"new_password": "Zx9!intruder-pass"}),
     ("/admin/users/<int:user_id>/sessions", "POST"): Expect("/admin/users/{user_id}/sessions", ADMIN),
+    ("/admin/users/<int:user_id>/tokens/<int:token_id>/revoke", "POST"): Expect(
+        "/admin/users/{user_id}/tokens/999999/revoke", ADMIN),
     ("/admin/settings", "GET"): Expect("/admin/settings", ADMIN),
     ("/admin/settings/<kind>", "POST"): Expect("/admin/settings/types", ADMIN, form={"name": "入侵类型"}),
     ("/admin/settings/<kind>/<int:entry_id>", "POST"): Expect("/admin/settings/types/{type_id}", ADMIN,
@@ -168,6 +170,7 @@ ROUTES: dict[tuple[str, str], Expect] = {
     # cases
     ("/cases/", "GET"): Expect("/cases/", ALL),
     ("/cases/export.xlsx", "GET"): Expect("/cases/export.xlsx", ALL),
+    ("/cases/search", "POST"): Expect("/cases/search", ALL, ok=303, form={"q": "越权"}),
     ("/cases/export.xlsx", "POST"): Expect("/cases/export.xlsx", ALL),
     ("/cases/new", "GET"): Expect("/cases/new?reception={entry}", REGISTER, outside=404),
     ("/cases/new", "POST"): Expect("/cases/new", REGISTER, outside=422, form={
@@ -253,6 +256,7 @@ ROUTES: dict[tuple[str, str], Expect] = {
     ("/api/v1/cases", "POST"): API("/api/v1/cases", REGISTER, outside=422, json={
         "source": "网格上报", "type": "邻里", "village": "{village}", "summary": "越权登记",
         "parties": [{"kind": "person", "name": "越权", "role": "申请人"}]}),
+    ("/api/v1/cases/search", "POST"): API("/api/v1/cases/search", ALL, json={"q": "越权"}),
     ("/api/v1/cases/<number>", "GET"): API("/api/v1/cases/{case}", ALL, outside=404),
     ("/api/v1/cases/<number>", "PATCH"): API("/api/v1/cases/{case}", MEDIATORS, outside=404, scope_first=True,
                                              json={"summary": "越权修改", "version": 1}),
@@ -500,11 +504,18 @@ def test_lists_search_and_exports_show_nothing_outside(app, client, auth, worlds
 
     page = client.get("/cases/").get_data(as_text=True)
     assert listed(page, inside.case) and not listed(page, outside.case)
-    assert listed(client.get("/cases/", query_string={"q": in_summary}).get_data(as_text=True), inside.case)
+    assert listed(client.get("/cases/", query_string={"q": in_summary}, follow_redirects=True)
+                  .get_data(as_text=True), inside.case)
+    search_csrf = csrf_token(client, "/cases/")
     for term in (outside.case, out_summary, out_summary + "当事人", out_summary[:2]):
-        html = client.get("/cases/", query_string={"q": term}).get_data(as_text=True)
+        html = client.get("/cases/", query_string={"q": term}, follow_redirects=True).get_data(as_text=True)
         assert not listed(html, outside.case), f"search {term!r} shows an outside case"
+        html = client.post("/cases/search", data={"q": term, "csrf_token": search_csrf},
+                           follow_redirects=True).get_data(as_text=True)
+        assert not listed(html, outside.case), f"search form {term!r} shows an outside case"
         api = client.get("/api/v1/cases", query_string={"q": term}, headers=auth_header).get_json()
+        assert all(item["number"] != outside.case for item in api["items"])
+        api = client.post("/api/v1/cases/search", json={"q": term}, headers=auth_header).get_json()
         assert all(item["number"] != outside.case for item in api["items"])
     # Filters naming the outside place do not widen the scope.
     html = client.get("/cases/", query_string={"village": outside.village}).get_data(as_text=True)
@@ -588,3 +599,34 @@ def test_reports_refuse_an_org_outside(app, client, auth, worlds, role):
     html = client.get(f"/reports/cases?org={inside.org}&figure=registered&from={today.year - 1}-01-01"
                       f"&to={today.year}-12-31&township=429960003").get_data(as_text=True)
     assert f'/cases/{outside.case}"' not in html
+
+
+@pytest.mark.parametrize("role", sorted(LEDGER_IMPORT))
+def test_ledger_import_refuses_rows_and_cases_outside(app, client, auth, worlds, role):
+    """The ledger upload (preview and the import behind confirm) refuses a row placed outside the
+    role's jurisdiction and a row whose 编号 names a case outside it: each named by its cell, no
+    confirm offered, no row of the database changed."""
+    from app.cases.models import Case as C
+    from app.ledger.importer import import_ledger
+    from tests.ledger_helpers import good_row, workbook
+    places = worlds_for(role, worlds)
+    inside, outside = places["in"], places["out"]
+    out_village = org(outside.village)
+    out_place = {"乡镇": session.get(type(out_village), out_village.township_id).name, "村(社区)": out_village.name}
+    in_village = org(inside.village)
+    in_place = {"乡镇": session.get(type(in_village), in_village.township_id).name, "村(社区)": in_village.name}
+    _login(client, auth, role)
+    before = database_digest()
+    for rows, cell in (([good_row(编号="IN-1", **in_place), good_row(编号="OUT-1", **out_place)], "矛盾纠纷台账!D3"),
+                       ([good_row(编号=outside.case, 简要情况="越权改写", **in_place)], "矛盾纠纷台账!A2")):
+        data = workbook(rows).getvalue()
+        token = csrf_token(client, "/ledger/")
+        resp = client.post("/ledger/preview", data={"csrf_token": token, "file": (io.BytesIO(data), "t.xlsx")},
+                           content_type="multipart/form-data")
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and cell in html and "管辖范围" in html, (role, cell)
+        assert 'name="token"' not in html
+        report = import_ledger(io.BytesIO(data), "t.xlsx", user=user(role))
+        assert any(p.startswith(cell + ":") for p in report.problems), (role, report.problems)
+        assert database_digest() == before, role
+    assert session.scalar(select(C.summary).where(C.id == outside.case_id)) != "越权改写"

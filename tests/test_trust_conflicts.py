@@ -140,22 +140,24 @@ def test_case_edit_without_version_is_refused(app, client, db):
 
 
 def test_workflow_action_twice_at_once_second_gets_409_not_a_double_action(app, client, db):
+    """Two mediators open the same case and both pause its clock (中止) from the panel: the
+    second gets the conflict page with both reasons, and the clock is paused once."""
     case = make_case("in_mediation", "village")
     db.commit()
     number = case.number
     a, b = login(app, "village_mediator"), login(app, "village_mediator")
-    fields_a = form_fields(a.get(f"/cases/{number}").get_data(as_text=True), "form-log_session")
-    fields_b = form_fields(b.get(f"/cases/{number}").get_data(as_text=True), "form-log_session")
+    fields_a = form_fields(a.get(f"/cases/{number}").get_data(as_text=True), "form-pause")
+    fields_b = form_fields(b.get(f"/cases/{number}").get_data(as_text=True), "form-pause")
     assert fields_a["version"] == str(case.version)
-    url = f"/workflow/cases/{number}/actions/log_session"
-    r1 = a.post(url, data={**fields_a, "held_on": "2026-01-05", "record": "第一次调解：甲记录"})
+    url = f"/workflow/cases/{number}/actions/pause"
+    r1 = a.post(url, data={**fields_a, "reason": "甲：等待伤情鉴定"})
     assert r1.status_code == 302
-    r2 = b.post(url, data={**fields_b, "held_on": "2026-01-05", "record": "同一次调解：乙记录"})
-    page = assert_conflict_page(r2, "同一次调解：乙记录", "第一次调解：甲记录",
+    r2 = b.post(url, data={**fields_b, "reason": "乙：等待法院判决"})
+    page = assert_conflict_page(r2, "乙：等待法院判决", "甲：等待伤情鉴定",
                                 int(fields_b["version"]), int(fields_b["version"]) + 1)
     assert "reapply" in page
     n = db.scalar(select(func.count()).select_from(TimelineEntry).where(
-        TimelineEntry.case_id == case.id, TimelineEntry.action == "log_session"))
+        TimelineEntry.case_id == case.id, TimelineEntry.action == "pause"))
     assert n == 1, "no double action"
 
 
@@ -184,14 +186,14 @@ def test_api_stale_version_is_409_with_current_version(client, db):
     assert second.headers["ETag"] == f'"{v + 1}"'
 
     action = client.post(f"/api/v1/cases/{case.number}/actions", headers=headers,
-                         json={"action": "log_session", "held_on": "2026-01-05", "record": "过期的记录", "version": v})
+                         json={"action": "pause", "reason": "过期的理由", "version": v})
     assert action.status_code == 409 and action.get_json()["current_version"] == v + 1
     db.refresh(case)
     assert case.summary == "API 甲的修改" and case.version == v + 1
-    assert not any(t.action == "log_session" for t in case.timeline)
+    assert not any(t.action == "pause" for t in case.timeline)
     # With the current version both go through.
     ok = client.post(f"/api/v1/cases/{case.number}/actions", headers={**headers, "If-Match": f'"{v + 1}"'},
-                     json={"action": "log_session", "held_on": "2026-01-05", "record": "当前版本的记录"})
+                     json={"action": "pause", "reason": "当前版本：等待鉴定"})
     assert ok.status_code == 200 and ok.get_json()["version"] == v + 2
 
 

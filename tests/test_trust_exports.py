@@ -120,6 +120,46 @@ def test_ledger_export_cli(runner, tmp_path):
     _check_workbook(out.read_bytes())
 
 
+def test_ledger_export_masks_phones_unless_asked_and_logs_unmasking(client, auth):
+    """The ledger export masks phones by default (logged as a plain export); a role allowed to
+    unmask who asks gets full phones and an audit entry ``ledger.export_unmasked``; a role not
+    allowed to unmask is refused and nothing is logged."""
+    from sqlalchemy import func, select
+    from app.audit.models import AuditLog
+
+    _hostile_cases()
+
+    def phones(data):
+        ws = load_workbook(io.BytesIO(data))["矛盾纠纷台账"]
+        col = [c.value for c in ws[1]].index("联系电话")
+        return {row[col] for row in ws.iter_rows(min_row=2, values_only=True)}
+
+    def logged(action):
+        return session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == action))
+
+    auth.login("township_director")
+    before = (logged("ledger.export"), logged("ledger.export_unmasked"))
+    masked = client.post("/ledger/export", data={"org": "429960002", "csrf_token": csrf_token(client, "/ledger/")})
+    assert masked.status_code == 200
+    assert phones(masked.data) == {"138****1111"}
+    assert (logged("ledger.export"), logged("ledger.export_unmasked")) == (before[0] + 1, before[1])
+    full = client.post("/ledger/export", data={"org": "429960002", "unmasked": "y",
+                                               "csrf_token": csrf_token(client, "/ledger/")})
+    assert full.status_code == 200
+    assert phones(full.data) == {"13800001111"}
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "ledger.export_unmasked")
+                            .order_by(AuditLog.id.desc())).first()
+    assert logged("ledger.export_unmasked") == before[1] + 1
+    assert entry.username == "township_director" and entry.object_id == str(org("429960002").id)
+    assert entry.detail["cases"] == len(PAYLOADS)
+    auth.logout()
+    auth.login("admin")  # may export, may not unmask
+    refused = client.post("/ledger/export", data={"org": "429960002", "unmasked": "y",
+                                                  "csrf_token": csrf_token(client, "/ledger/")})
+    assert refused.status_code == 403
+    assert logged("ledger.export_unmasked") == before[1] + 1
+
+
 def test_ledger_template_with_hostile_vocabulary(client, auth):
     from app.settings.models import DisputeType
     session.add(DisputeType(name='=HYPERLINK("http://x")'))

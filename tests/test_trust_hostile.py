@@ -315,7 +315,7 @@ def test_html_in_text_fields_is_escaped(client, as_user):
     as_user("township_mediator")
     for url in (f"/cases/{case.number}", "/cases/", f"/cases/?q={script}", f"/workflow/cases/{case.number}",
                 f"/mediation/cases/{case.number}/documents/register"):
-        html = client.get(url).get_data(as_text=True)
+        html = client.get(url, follow_redirects=True).get_data(as_text=True)
         assert "<script>alert('xss')</script>" not in html, url
         assert "<img src=x" not in html and "<b>张三</b>" not in html, url
         assert "&lt;script&gt;" in html or "&lt;b&gt;张三" in html, url
@@ -412,3 +412,206 @@ def test_upload_oversize_is_refused(app, client, as_user):
     resp = _upload(client, token, case.number, PNG + b"\x00" * (limit - len(PNG)), "ok.png")
     assert resp.status_code == 302
     assert session.scalar(select(func.count()).select_from(Attachment).where(Attachment.case_id == case.id)) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Wider coverage: the case edit form, a mediation session record, a sweep, an admin settings
+# form, the API PATCH and the API actions.  Each: no 500, and a refused input writes nothing.
+
+REFUSED = (302, 400, 403, 404, 409, 422)
+
+
+@FIXTURES_OK
+@given(source=MOSTLY("群众来访"), type_=MOSTLY("邻里"), occurred_on=OR_BLANK(st.dates().map(str), TEXT),
+       people=OR_BLANK(NUMBERISH), amount=OR_BLANK(NUMBERISH), summary=TEXT, claims=TEXT,
+       version=st.one_of(st.just("1"), st.just("1"), NUMBERISH))
+@example(source="群众来访", type_="邻里", occurred_on="", people="", amount="", summary="<script>x</script>",
+         claims="a\x00b", version="1")
+@example(source="群众来访", type_="邻里", occurred_on="9999-12-31", people="99999999999999999999", amount="1e999",
+         summary="x" * 5000, claims="", version="99999999999999999999")
+def test_case_edit_form(client, vm_csrf, source, type_, occurred_on, people, amount, summary, claims, version):
+    case = make_case("pending_triage", "village", summary="原有情况")
+    session.commit()
+    before = database_digest()
+    resp = client.post(f"/cases/{case.number}/edit", data={
+        "csrf_token": vm_csrf, "source": source, "type": type_, "occurred_on": occurred_on,
+        "people_involved": people, "amount": amount, "summary": summary, "claims": claims, "version": version})
+    _ok(resp.status_code)
+    session.refresh(case)
+    event(f"status {resp.status_code}")
+    if resp.status_code == 302 and database_digest() != before:
+        assert case.summary == summary.strip() and (case.claims or "") == claims.strip()
+        assert case.version == 2
+    else:
+        assert resp.status_code in REFUSED
+        assert database_digest() == before, "a refused edit wrote something"
+
+
+@FIXTURES_OK
+@given(held_on=OR_BLANK(st.dates().map(str), TEXT), place=TEXT, record=TEXT, agreed=OR_BLANK(TEXT),
+       others=OR_BLANK(TEXT), party_ids=OR_BLANK(NUMBERISH, TEXT), user_ids=OR_BLANK(NUMBERISH),
+       version=OR_BLANK(NUMBERISH))
+@example(held_on="2026-11-01", place="村委会", record="<script>x</script>", agreed="", others="", party_ids="",
+         user_ids="", version="")
+@example(held_on="0001-01-01", place="x" * 300, record="a\x00b", agreed="", others="、,，\n", party_ids="-1",
+         user_ids="99999999999999999999", version="")
+def test_mediation_session_form(client, tm_csrf, held_on, place, record, agreed, others, party_ids, user_ids,
+                                version):
+    from app.mediation.models import MediationSession
+    from tests.mediation_factories import mediation_case
+    case = mediation_case()
+    session.commit()
+    before = database_digest()
+    resp = client.post(f"/mediation/cases/{case.number}/session", data={
+        "csrf_token": tm_csrf, "held_on": held_on, "place": place, "record": record, "agreed": agreed,
+        "others": others, "party_ids": party_ids, "user_ids": user_ids, "version": version})
+    _ok(resp.status_code)
+    stored = session.scalar(select(MediationSession).where(MediationSession.case_id == case.id))
+    event(f"status {resp.status_code}, stored {stored is not None}")
+    if stored is not None:
+        assert stored.place == place.strip() and stored.record == record.strip()
+    else:
+        assert resp.status_code in REFUSED
+        assert database_digest() == before, "a refused session record wrote something"
+
+
+@FIXTURES_OK
+@given(swept_on=OR_BLANK(st.dates().map(str), TEXT), households=OR_BLANK(NUMBERISH),
+       participants=st.lists(st.one_of(st.sampled_from(["网格员", "村干部"]), TEXT), max_size=3),
+       other=OR_BLANK(TEXT), nil_report=st.sampled_from(["", "y", "1", "x"]), notes=OR_BLANK(TEXT))
+@example(swept_on="2026-11-01", households="1", participants=["网格员"], other="<b>x</b>", nil_report="y",
+         notes="a\x00b")
+def test_sweep_form(client, auth, swept_on, households, participants, other, nil_report, notes):
+    from app.screening.models import Sweep
+    token = getattr(test_sweep_form, "_token", None)
+    if token is None or not _session_alive(client):
+        token = _login(client, auth, "grid_worker")
+        test_sweep_form._token = token
+    count = session.scalar(select(func.count()).select_from(Sweep))
+    before = database_digest()
+    data = {"csrf_token": token, "swept_on": swept_on, "households_visited": households,
+            "participants": participants, "participants_other": other, "notes": notes}
+    if nil_report:
+        data["nil_report"] = nil_report
+    resp = client.post("/screening/new", data=data)
+    _ok(resp.status_code)
+    added = session.scalar(select(func.count()).select_from(Sweep)) - count
+    event(f"status {resp.status_code}, added {added}")
+    if added:
+        assert added == 1
+        sweep = session.scalar(select(Sweep).order_by(Sweep.id.desc()))
+        assert (sweep.notes or "") == notes.strip()
+        session.delete(sweep)  # the next example's period is free again
+        session.commit()
+    else:
+        assert resp.status_code in REFUSED
+        assert database_digest() == before, "a refused sweep wrote something"
+
+
+def _session_alive(client) -> bool:
+    return client.get("/screening/new").status_code == 200
+
+
+@FIXTURES_OK
+@given(kind=st.sampled_from(["types", "sources", "risk_factors", "types"]), name=TEXT,
+       parent=OR_BLANK(st.integers(-2**70, 2**70).map(str), st.text(string.digits + "-x", max_size=24)),
+       suggests=OR_BLANK(st.sampled_from(["high", "medium", "low"]), TEXT))
+@example(kind="types", name="<script>x</script>", parent="", suggests="")
+def test_admin_settings_form(client, auth, kind, name, parent, suggests):
+    from app.audit.models import AuditLog
+    token = getattr(test_admin_settings_form, "_token", None)
+    if token is None or client.get("/admin/settings").status_code != 200:
+        token = _login(client, auth, "admin", "/admin/settings")
+        test_admin_settings_form._token = token
+    audits = session.scalar(select(func.count()).select_from(AuditLog))
+    before = database_digest()
+    resp = client.post(f"/admin/settings/{kind}", data={"csrf_token": token, "name": name, "parent_id": parent,
+                                                         "suggests": suggests})
+    _ok(resp.status_code)
+    event(f"status {resp.status_code}")
+    if resp.status_code == 302:
+        assert database_digest() != before
+        assert session.scalar(select(func.count()).select_from(AuditLog)) > audits, "an admin change unaudited"
+    else:
+        assert resp.status_code in (400, 422)
+        assert database_digest() == before, "a refused settings change wrote something"
+
+
+@pytest.fixture()
+def mediator_token(db):
+    from app.accounts.services import issue_token
+    token = issue_token(user("village_mediator"))
+    session.commit()
+    return token
+
+
+PATCH_BODY = st.one_of(
+    st.fixed_dictionaries({}, optional={
+        "version": st.one_of(st.just(1), st.just(1), JSON_ANY), "summary": st.one_of(TEXT, TEXT, JSON_ANY),
+        "claims": st.one_of(TEXT, JSON_ANY), "source": MOSTLY("群众来访"), "type": MOSTLY("邻里"),
+        "people_involved": st.one_of(st.integers(), JSON_ANY), "amount": st.one_of(st.integers(), TEXT, JSON_ANY),
+        "occurred_on": st.one_of(st.dates().map(str), TEXT), "status": TEXT}),
+    JSON_ANY)
+
+
+@FIXTURES_OK
+@given(body=PATCH_BODY)
+@example(body={"version": 1, "summary": "<script>x</script>"})
+@example(body={"version": 1, "summary": "a\x00b"})
+@example(body={"version": 99999999999999999999, "summary": "新"})
+def test_api_patch(client, mediator_token, body):
+    case = make_case("pending_triage", "village", summary="原有情况")
+    session.commit()
+    before = database_digest()
+    resp = client.patch(f"/api/v1/cases/{case.number}", json=body,
+                        headers={"Authorization": f"Bearer {mediator_token}"})
+    _ok(resp.status_code)
+    event(f"status {resp.status_code}")
+    session.refresh(case)
+    if resp.status_code == 200:
+        if isinstance(body.get("summary"), str):
+            assert case.summary == body["summary"].strip()
+    else:
+        assert resp.status_code in (400, 403, 409, 422), resp.get_json()
+        assert database_digest() == before, "a refused PATCH wrote something"
+
+
+ACTION_NAMES = ["accept", "decline", "answer_directly", "transfer", "escalate", "grade_risk", "log_session",
+                "agree", "terminate", "withdraw", "archive", "supervise", "nonsense"]
+ACTION_BODY = st.one_of(
+    st.fixed_dictionaries({"action": st.one_of(st.sampled_from(ACTION_NAMES), TEXT)}, optional={
+        "version": st.one_of(st.just(1), JSON_ANY), "reason": st.one_of(TEXT, JSON_ANY), "note": TEXT,
+        "guidance": TEXT, "level": st.one_of(st.sampled_from(["high", "medium", "low"]), TEXT, JSON_ANY),
+        "department": st.one_of(TEXT, JSON_ANY), "due_on": st.one_of(st.dates().map(str), TEXT),
+        "factors": JSON_ANY, "mediator": JSON_ANY}),
+    JSON_ANY)
+
+
+@FIXTURES_OK
+@given(body=ACTION_BODY)
+@example(body={"action": "accept", "version": 1})
+@example(body={"action": "decline", "reason": "<script>x</script>", "guidance": "诉讼"})
+@example(body={"action": "grade_risk", "level": "high", "factors": [{"x": None}]})
+@example(body={"action": "\x00"})
+def test_api_actions(client, mediator_token, body):
+    case = make_case("pending_triage", "village")
+    session.commit()
+    before = database_digest()
+    resp = client.post(f"/api/v1/cases/{case.number}/actions", json=body,
+                       headers={"Authorization": f"Bearer {mediator_token}"})
+    _ok(resp.status_code)
+    event(f"status {resp.status_code}")
+    if resp.status_code == 200:
+        session.refresh(case)
+        assert resp.get_json()["status"] == case.status
+    else:
+        assert resp.status_code in (400, 403, 409, 422), resp.get_json()
+        assert database_digest() == before, "a refused API action wrote something"
+
+
+def test_admin_settings_huge_parent_id(client, auth):
+    token = _login(client, auth, "admin", "/admin/settings")
+    before = database_digest()
+    resp = client.post("/admin/settings/types", data={"csrf_token": token, "name": "新类型",
+                                                      "parent_id": "99999999999999999999"})
+    assert resp.status_code == 422 and database_digest() == before

@@ -106,3 +106,62 @@ def test_accept_uses_working_days_when_the_setting_says_so(db, monkeypatch):
     apply_action(user("village_mediator"), case, "accept", {"lead_mediator": "village_mediator"})
     assert case.deadline_on == date(2026, 10, 10)
     assert case.deadline_on - date(2026, 9, 30) == timedelta(days=10)
+
+
+def _national_day_calendar(db):
+    for day, working in NATIONAL_DAY.items():
+        db.add(CalendarDay(day=day, is_working_day=working, name="国庆"))
+    db.flush()
+
+
+def test_resume_in_working_days_is_pure_with_exceptions():
+    # Paused Tue 29 Sep, resumed Fri 9 Oct: the pause used 30 Sep, 8 Oct, 9 Oct (the holiday is free).
+    assert deadlines.paused_span(date(2026, 9, 29), date(2026, 10, 9), "working", NATIONAL_DAY) == 3
+    assert resume_deadline(date(2026, 10, 13), date(2026, 9, 29), date(2026, 10, 9), "working",
+                           NATIONAL_DAY) == date(2026, 10, 16)
+    # Calendar rule: moved by the ten calendar days.
+    assert resume_deadline(date(2026, 10, 13), date(2026, 9, 29), date(2026, 10, 9)) == date(2026, 10, 23)
+
+
+def test_resume_across_national_day_moves_by_working_days(db, monkeypatch):
+    set_setting("deadline.mediation", {"days": 10, "unit": "working"})
+    _national_day_calendar(db)
+    today = {"d": date(2026, 9, 29)}
+    monkeypatch.setattr("app.cases.services.today_local", lambda: today["d"])
+    case = make_case("in_mediation", "village", deadline_on=date(2026, 10, 13))
+    apply_action(user("village_mediator"), case, "pause", {"reason": "等待伤情鉴定"})
+    today["d"] = date(2026, 10, 9)
+    entry = apply_action(user("village_mediator"), case, "resume", {})
+    # 30 Sep, 8 and 9 Oct were working days paused → three working days after 13 Oct.
+    assert case.deadline_on == date(2026, 10, 16)
+    assert case.paused_days == 3 and entry.data["unit"] == "working"
+
+
+def test_resume_across_a_tiaoxiu_weekend_counts_the_worked_saturday(db, monkeypatch):
+    set_setting("deadline.mediation", {"days": 10, "unit": "working"})
+    _national_day_calendar(db)
+    today = {"d": date(2026, 10, 9)}  # Friday
+    monkeypatch.setattr("app.cases.services.today_local", lambda: today["d"])
+    case = make_case("in_mediation", "village", deadline_on=date(2026, 10, 20))
+    apply_action(user("village_mediator"), case, "pause", {"reason": "等待法院裁定"})
+    today["d"] = date(2026, 10, 12)  # Monday; Saturday 10 Oct was a 调休 working day
+    apply_action(user("village_mediator"), case, "resume", {})
+    assert case.paused_days == 2  # Sat 10 (调休) and Mon 12; Sunday 11 is not counted
+    assert case.deadline_on == date(2026, 10, 22)
+
+
+def test_resume_after_extension_uses_the_extension_rule_unit(db, monkeypatch):
+    set_setting("deadline.mediation", {"days": 30, "unit": "calendar"})
+    set_setting("deadline.extension", {"days": 5, "unit": "working"})
+    _national_day_calendar(db)
+    today = {"d": date(2026, 9, 24)}
+    monkeypatch.setattr("app.cases.services.today_local", lambda: today["d"])
+    case = make_case("in_mediation", "village", deadline_on=date(2026, 9, 28))
+    # Extension in working days from 28 Sep: 29, 30, 8, 9, 10 (调休 Saturday).
+    apply_action(user("village_mediator"), case, "extend_deadline", {"reason": "双方同意继续调解"})
+    assert case.deadline_on == date(2026, 10, 10)
+    apply_action(user("village_mediator"), case, "pause", {"reason": "等待鉴定"})
+    today["d"] = date(2026, 9, 28)  # Fri 25, Sun 27 (调休), Mon 28 → 3 working days paused
+    apply_action(user("village_mediator"), case, "resume", {})
+    assert case.paused_days == 3
+    assert case.deadline_on == date(2026, 10, 14)  # 12, 13, 14 after the 调休 Saturday

@@ -210,7 +210,15 @@ def test_follow_up_archive_reopen(db):
     assert db.scalar(select(FollowUp).where(FollowUp.case_id == case.id)).visitor_name == user("grid_worker").display_name
     apply_action(user("village_mediator"), case, "reopen", {"reason": "协议未完全履行"})
     assert (case.status, case.outcome, case.closed_on, case.recurrence_count) == ("in_mediation", None, None, 1)
-    apply_action(user("village_mediator"), case, "withdraw", {"reason": "双方和解"})
+    # Archiving needs a complete case file (app.mediation.services.completeness): the parties and
+    # the withdrawal record that the full withdraw form writes.
+    from app.cases.models import Party
+    from app.mediation.services import withdraw
+    party = Party(case_id=case.id, position=0, kind="person", name="王某", role="applicant")
+    db.add(party)
+    db.flush()
+    db.refresh(case)
+    withdraw(user("village_mediator"), case, {"reason": "双方和解", "requested_by": str(party.id)})
     apply_action(user("village_mediator"), case, "archive", {})
     assert case.status == "archived"
 
@@ -234,3 +242,49 @@ def test_decline_keeps_reason_and_guidance(db):
                          {"reason": "属于劳动仲裁范围", "guidance": "引导至县劳动人事争议仲裁委"})
     assert (case.status, case.outcome, case.closed_on) == ("declined", "declined", None)
     assert entry.data == {"guidance": "引导至县劳动人事争议仲裁委"} and entry.note == "属于劳动仲裁范围"
+
+
+def _unsigned_high(status: str = "in_mediation", level: str = "township"):
+    case = make_case(status, level)
+    apply_action(user("township_director"), case, "grade_risk", {"level": "high", "factors": ["越级上访倾向"]})
+    return case
+
+
+def test_withdraw_and_answer_directly_need_the_sign_off_of_a_high_case(db):
+    case = _unsigned_high()
+    before = (case.status, case.outcome, len(case.timeline))
+    with pytest.raises(InvalidTransition) as exc:
+        apply_action(user("township_mediator"), case, "withdraw", {"reason": "申请人撤回"})
+    assert "签批" in exc.value.message
+    assert (case.status, case.outcome, len(case.timeline)) == before
+    pending = _unsigned_high("pending_triage")
+    with pytest.raises(InvalidTransition):
+        apply_action(user("township_director"), pending, "answer_directly", {"answer": "已当场答复"})
+    assert pending.status == "pending_triage"
+    # The panel does not offer them either.
+    from app.cases.services import actions_for
+    assert not {"withdraw", "answer_directly", "agree", "terminate"} & {
+        a.name for a in actions_for(user("township_director"), pending)}
+    apply_action(user("township_secretary"), case, "sign_off",
+                 {"plan": "书记包案", "leader": "township_secretary", "members": ["township_mediator"]})
+    apply_action(user("township_mediator"), case, "withdraw", {"reason": "申请人撤回"})
+    assert (case.status, case.outcome) == ("closed", "withdrawn")
+
+
+def test_a_resolved_department_answer_does_not_close_an_unsigned_high_case(db):
+    case = _unsigned_high("transferred")
+    task = add_task(case)
+    with pytest.raises(InvalidTransition) as exc:
+        apply_action(user("dept_liaison"), case, "department_feedback", {"answer": "已调处", "resolved": "yes"})
+    assert "未化解" in exc.value.message  # tells the liaison what they can do
+    assert case.status == "transferred" and task.answered_at is None
+    # An unresolved answer returns the case to the centre as before.
+    apply_action(user("dept_liaison"), case, "department_feedback", {"answer": "未能化解", "resolved": "no"})
+    assert case.status == "in_mediation" and task.answered_at is not None
+    # Once signed off, a resolved answer closes it as 部门处理化解.
+    signed = _unsigned_high("transferred")
+    add_task(signed)
+    apply_action(user("township_secretary"), signed, "sign_off",
+                 {"plan": "书记包案", "leader": "township_secretary", "members": ["township_mediator"]})
+    apply_action(user("dept_liaison"), signed, "department_feedback", {"answer": "已调处", "resolved": "yes"})
+    assert (signed.status, signed.outcome) == ("closed", "department_resolved")

@@ -183,3 +183,50 @@ def test_admin_calendar_and_routing(client, auth, db):
 def test_admin_pages_refuse_others(client, auth, db, path):
     auth.login("county_supervisor")
     assert client.get(path).status_code == 403
+
+
+def test_case_list_shows_the_case_pages_deadline_cards(client, auth, db):
+    today = today_local()
+    near = make_case("in_mediation", "township", deadline_on=today + timedelta(days=1))
+    late = make_case("in_mediation", "township", deadline_on=today - timedelta(days=2))
+    paused = make_case("in_mediation", "township", deadline_on=today - timedelta(days=2),
+                       paused_since=today - timedelta(days=5), pause_reason="等待鉴定")
+    fine = make_case("in_mediation", "township", deadline_on=today + timedelta(days=20))
+    escalated = make_case("escalated", "township", deadline_on=today - timedelta(days=2))
+    transferred = make_case("transferred", "township", deadline_on=today - timedelta(days=2),
+                            paused_since=today - timedelta(days=5))
+    closed = make_case("closed", "township", deadline_on=today - timedelta(days=2))
+    db.commit()
+    auth.login("township_director")
+    html = page(client, "/cases/")
+
+    def state(case):
+        row = html[html.index(f">{case.number}</a>"):]
+        row = row[:row.index("</tr>")]
+        return row[row.index('data-deadline-state="') + 21:].split('"')[0], row
+    expected = {near: ("near", "黄牌"), late: ("overdue", "红牌"), paused: ("paused", "已中止"),
+                fine: ("ok", None), escalated: ("ok", None), transferred: ("ok", None), closed: ("ok", None)}
+    for case, (want, label) in expected.items():
+        got, row = state(case)
+        assert got == want, (case.status, got)
+        if label:
+            assert f'data-testid="deadline-badge">{label}</span>' in row
+        else:
+            assert 'data-testid="deadline-badge"' not in row
+
+
+def test_high_risk_board_late_flag_follows_the_sign_off_hours_setting(client, auth, db):
+    from datetime import datetime, timezone
+
+    from app.settings.services import set_setting
+    from app.workflow.queries import high_risk_board
+    now = datetime.now(timezone.utc)
+    within = make_case("in_mediation", "township", risk_level="high", high_risk_at=now - timedelta(hours=30))
+    late = make_case("in_mediation", "township", risk_level="high", high_risk_at=now - timedelta(hours=50))
+    set_setting("deadline.sign_off_hours", 48)
+    db.commit()
+    flags = {r["case"].number: r["late"] for r in high_risk_board(user("county_supervisor"))}
+    assert flags[within.number] is False and flags[late.number] is True
+    auth.login("county_supervisor")
+    html = page(client, "/workflow/high-risk")
+    assert html.count("超48小时未签批") == 1 and "超24小时" not in html

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from app.accounts.roles import ROLES
 from app.audit.models import AuditLog
 from app.cases import workflow
-from app.cases.models import Case, DepartmentTask, SupervisionOrder, TimelineEntry
+from app.cases.models import Case, DepartmentTask, Party, SupervisionOrder, TimelineEntry
 from app.cases.services import apply_action, check_allowed
 from app.cases.vocab import STATUSES
 from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from app.db import session
 from app.templating import today_local
 from tests.workflow_factories import (LIAISON_DEPT, OTHER_TOWNSHIP_VILLAGE, add_order, add_task, make_case,
                                       org_at_level, user)
@@ -74,7 +75,13 @@ def prepare(action: str, state: str, level: str) -> Case:
         fields.update(outcome="success")
     if action == "resume":
         fields.update(paused_since=today_local() - timedelta(days=2))
+    if action == "archive" and state == "closed":
+        fields.update(outcome="direct_answer")  # a complete case file needs only its parties
     case = make_case(state, level, **fields)
+    if action == "archive" and state == "closed":
+        session.add(Party(case_id=case.id, position=0, kind="person", name="王某", role="applicant"))
+        session.flush()
+        session.refresh(case)
     if action == "department_feedback":
         add_task(case, "transfer" if state != "in_mediation" else "invite")
     if action == "answer_supervision":

@@ -33,6 +33,10 @@ SPEC_SOURCES = {
     "archive": {"closed"},
     "supervise": {"pending_triage", "in_mediation", "escalated", "transferred"},
     "answer_supervision": {"pending_triage", "in_mediation", "escalated", "transferred", "closed"},
+    # §4 Deadlines: "extendable once, with a reason"; 中止 stops the clock and resumes it.
+    "extend_deadline": {"in_mediation"},
+    "pause": {"in_mediation"},
+    "resume": {"in_mediation"},
 }
 SPEC_TARGETS = {
     "accept": {"in_mediation"}, "answer_directly": {"closed"}, "decline": {"declined"},
@@ -43,6 +47,10 @@ SPEC_TARGETS = {
 }
 
 PAIRS = [(s, a) for s in STATUSES for a in workflow.ACTIONS]
+
+
+def test_reference_lists_every_action_of_the_table():
+    assert set(SPEC_SOURCES) == set(workflow.ACTIONS)
 
 
 def test_table_covers_every_spec_action_and_state():
@@ -107,6 +115,13 @@ EXPECTED = [
     ("grid_worker", "agree", "village", False),
     ("village_mediator", "answer_supervision", "village", True),
     ("dept_liaison", "grade_risk", "village", False),
+    ("village_mediator", "extend_deadline", "village", True),
+    ("township_mediator", "pause", "township", True),
+    ("county_supervisor", "resume", "county", True),
+    ("village_mediator", "pause", "township", False),
+    ("township_secretary", "extend_deadline", "township", False),
+    ("county_leader", "resume", "county", False),
+    ("dept_liaison", "pause", "village", False),
 ]
 
 

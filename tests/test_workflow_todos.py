@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import current_app
 
+from app.db import utcnow
 from app.home.services import workbench
 from app.templating import today_local
 from tests.workflow_factories import OTHER_TOWNSHIP_VILLAGE, add_order, add_task, make_case, org, user
@@ -86,3 +87,46 @@ def test_todo_items_link_to_the_case_page(db, client, auth):
     html = client.get("/").get_data(as_text=True)
     assert "待研判分流" in html
     assert f"/cases/{case.number}#wf-accept" in html  # the panel opens the triage form
+
+
+OVERDUE_TRANSFERS = "转办逾期未反馈"
+
+
+def test_overdue_transfers_show_for_the_transferring_centre_and_the_supervising_level(db):
+    today = today_local()
+    village_late = make_case("transferred", "village")
+    add_task(village_late, due_on=today - timedelta(days=2))
+    township_late = make_case("transferred", "township")
+    add_task(township_late, due_on=today - timedelta(days=1))
+    in_time = make_case("transferred", "township")
+    add_task(in_time, due_on=today + timedelta(days=3))
+    answered = make_case("in_mediation", "township")
+    task = add_task(answered, due_on=today - timedelta(days=4))
+    task.answered_at = utcnow()
+    invite_late = make_case("in_mediation", "township")
+    add_task(invite_late, "invite", due_on=today - timedelta(days=4))  # invitations are not transfers
+    other_township = make_case("transferred", "township", village=OTHER_TOWNSHIP_VILLAGE)
+    add_task(other_township, due_on=today - timedelta(days=2))
+    db.flush()
+
+    assert sections("village_mediator")[OVERDUE_TRANSFERS] == [village_late.number]
+    assert sections("township_mediator")[OVERDUE_TRANSFERS] == [township_late.number]
+    # The township director supervises the township's villages: both, oldest due first; not the other township's.
+    assert sections("township_director")[OVERDUE_TRANSFERS] == [village_late.number, township_late.number]
+    assert badges("township_director", OVERDUE_TRANSFERS) == {village_late.number: "danger",
+                                                              township_late.number: "danger"}
+    # The county supervisor sees every township's.
+    assert set(sections("county_supervisor")[OVERDUE_TRANSFERS]) == {
+        village_late.number, township_late.number, other_township.number}
+    for username in ("township_secretary", "county_leader", "grid_worker", "dept_liaison"):
+        assert OVERDUE_TRANSFERS not in sections(username), username
+    detail = next(i.detail for s in todos("township_mediator") if s.title == OVERDUE_TRANSFERS for i in s.items)
+    assert "南湖镇司法所" in detail and "逾期 1 天" in detail
+
+
+def test_county_leader_sees_a_county_level_high_case_to_sign_off(db):
+    county_high = make_case("in_mediation", "county", risk_level="high")
+    make_case("in_mediation", "township", risk_level="high")  # the township secretary's, not the county leader's
+    make_case("in_mediation", "county", risk_level="high", signed_off_at=county_high.registered_at)
+    assert sections("county_leader") == {"待签批的高风险纠纷": [county_high.number]}
+    assert county_high.number not in sections("township_secretary").get("待签批的高风险纠纷", [])

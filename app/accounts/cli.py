@@ -1,4 +1,4 @@
-"""``flask accounts create``, ``token``, ``reset-totp`` and ``unlock``."""
+"""``flask accounts create``, ``token``, ``revoke``, ``reset-totp`` and ``unlock``."""
 from __future__ import annotations
 
 import click
@@ -54,6 +54,41 @@ def token(username, label):
     plain = services.issue_token(user, label)
     session.commit()
     click.echo(plain)
+
+
+@accounts_cli.command("revoke")
+@click.argument("username")
+@click.option("--token-id", type=int, default=None, help="要吊销的令牌编号")
+@click.option("--all", "revoke_all", is_flag=True, help="吊销该用户的全部有效令牌")
+def revoke(username, token_id, revoke_all):
+    """Revoke one API token (--token-id N) or all (--all) of USERNAME; without either, list them."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    if token_id is not None and revoke_all:
+        raise click.ClickException("--token-id 与 --all 只能选一个")
+    if token_id is not None:
+        if not services.revoke_token(token_id, user):
+            session.rollback()
+            raise click.ClickException(f"用户 {username} 没有编号为 {token_id} 的有效令牌")
+        session.commit()
+        click.echo(f"已吊销用户 {username} 的令牌 {token_id}")
+        return
+    if revoke_all:
+        count = services.revoke_all_tokens(user)
+        session.commit()
+        click.echo(f"已吊销用户 {username} 的全部有效令牌（{count} 个）")
+        return
+    rows = services.tokens_of(user)
+    if not rows:
+        click.echo(f"用户 {username} 没有令牌")
+    from app.templating import local_datetime
+    for row in rows:
+        state = f"已吊销 {local_datetime(row.revoked_at)}" if row.revoked_at else "有效"
+        used = f"最近使用 {local_datetime(row.last_used_at)}" if row.last_used_at else "从未使用"
+        click.echo(f"{row.id}\t{row.label or '-'}\t创建 {local_datetime(row.created_at)}\t{used}\t{state}")
+    if any(row.revoked_at is None for row in rows):
+        click.echo("用 --token-id N 吊销其中一个，或 --all 全部吊销")
 
 
 @accounts_cli.command("reset-totp")

@@ -266,9 +266,27 @@ def user_for_token(token: str) -> Optional[User]:
     return row.user
 
 
-def revoke_token(token_id: int) -> None:
+def tokens_of(user: User) -> list[ApiToken]:
+    """``user``'s API tokens, newest first, revoked ones included (the admin page lists them)."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke_token(token_id: int, owner: Optional[User] = None) -> bool:
+    """Revoke one token (of ``owner`` when given); audited.  True when it was revoked now; an
+    unknown token, one of another user, or one already revoked changes nothing."""
     row = session.get(ApiToken, token_id)
-    if row and row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.flush()
-        audit("token.revoke", "api_token", token_id)
+    if row is None or (owner is not None and row.user_id != owner.id) or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    session.flush()
+    audit("token.revoke", "api_token", token_id, {"user": row.user.username, "label": row.label})
+    return True
+
+
+def revoke_all_tokens(user: User) -> int:
+    """Revoke every unrevoked token of ``user``; audited once per token.  Returns how many."""
+    live = [row for row in tokens_of(user) if row.revoked_at is None]
+    for row in live:
+        revoke_token(row.id, user)
+    return len(live)

@@ -122,7 +122,8 @@ def edit_user(user_id: int):
             return redirect(url_for("admin.edit_user", user_id=user.id))
     status = 422 if errors or form.errors else 200
     return render_template("admin/user_form.html", form=form, errors=errors, user=user,
-                           reset_form=ResetPasswordForm(formdata=None), org_units=_org_units()), status
+                           reset_form=ResetPasswordForm(formdata=None), org_units=_org_units(),
+                           tokens=accounts.tokens_of(user)), status
 
 
 @bp.post("/users/<int:user_id>/active")
@@ -163,6 +164,17 @@ def end_sessions(user_id: int):
     session.commit()
     flash(_("已结束该用户的全部登录会话。"), "success")
     return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+def revoke_token(user_id: int, token_id: int):
+    user = _user_or_404(user_id)
+    if accounts.revoke_token(token_id, user):
+        session.commit()
+        flash(_("令牌已吊销，使用它的接口调用将被拒绝。"), "success")
+    else:
+        flash(_("该令牌不存在或已吊销。"), "warning")
+    return redirect(url_for("admin.edit_user", user_id=user.id, _anchor="tokens"))
 
 
 # ---- settings ------------------------------------------------------------------------------

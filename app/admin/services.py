@@ -71,7 +71,9 @@ def add_vocabulary_entry(kind: str, name: str, parent_id: Optional[int] = None,
     name = _clean_name(kind, name)
     entry = model(name=name, position=(session.scalar(select(func.max(model.position))) or 0) + 1)
     if kind == "types" and parent_id:
-        parent = session.get(DisputeType, parent_id)
+        # an id no row can have (ids are 32-bit on PostgreSQL; SQLite and psycopg overflow past
+        # 64 bits) is refused here, not passed to the database
+        parent = session.get(DisputeType, parent_id) if 0 < parent_id < 2**31 else None
         if parent is None or parent.parent_id is not None:
             raise ValidationFailed(errors={"parent": _("上级类型无效（只能有两级）")})
         entry.parent_id = parent.id

@@ -9,7 +9,7 @@ from flask import g, jsonify, request
 from app.api.cases import request_version
 from app.api.routes import bp, token_required
 from app.cases.queries import get_visible_case
-from app.cases.services import apply_action
+from app.mediation.services import take_action
 from app.db import session
 from app.errors import ValidationFailed
 
@@ -29,7 +29,9 @@ def case_action(number):
         raise ValidationFailed(errors={"action": "请求体须为 JSON 对象，并包含 action（操作名称）"})
     data = dict(body)
     action = str(data.pop("action")).strip()
-    entry = apply_action(user, case, action, data, expected_version=request_version(data.pop("version", None)))
+    # Sessions, close-outs, follow-ups, 司法确认 and 归档 go through app.mediation.services (their
+    # records and every required field, e.g. a written agreement's obligations); the rest as before.
+    entry = take_action(user, case, action, data, expected_version=request_version(data.pop("version", None)))
     session.commit()
     resp = jsonify({"number": case.number, "status": case.status, "version": case.version,
                     "timeline_entry": timeline_entry_json(entry)})
@@ -51,7 +53,12 @@ try:
 
     class ActionIn(BaseModel):
         """A workflow action by its English name (PRODUCT.md §4) with the fields it needs, e.g.
-        ``{"action": "decline", "reason": "...", "guidance": "..."}``; ``version`` (optional, or the
+        ``{"action": "decline", "reason": "...", "guidance": "..."}``.  The mediation actions
+        (``log_session``, ``agree``, ``terminate``, ``withdraw``, ``follow_up``,
+        ``judicial_confirmation``, ``archive``) take the fields of their full forms under
+        ``/mediation/cases/<number>/…`` and are checked the same way (e.g. a written ``agree`` needs
+        ``agreed_on``, ``facts``, ``disputes``, ``content`` and ``ob-0-obligor|content|manner|deadline``);
+        ``version`` (optional, or the
         ``If-Match`` header) refuses the action with 409 and the current version when the case
         changed meanwhile."""
 

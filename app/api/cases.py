@@ -308,3 +308,44 @@ register_operation("/openapi.json", "get", {
     "summary": "本文档", "operationId": "openapi", "tags": ["meta"], "security": [],
     "responses": {"200": {"description": "OpenAPI 3.1 文档"}}})
 schema_ref(CaseListOut, "serialization")
+
+
+# ---------------------------------------------------------------------------------------------
+# Search in a body: personal data (names, phones, ID numbers) kept out of URLs (ASVS 8.2.1/8.3.1)
+
+
+class CaseSearchIn(CaseListQuery):
+    """The filters of ``GET /cases`` in a JSON body (``from`` or ``from_`` for the start date).
+    Prefer this to ``GET /cases?q=`` whenever ``q`` holds a name, phone or ID number: query
+    strings end up in proxy and server access logs."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, populate_by_name=True, extra="forbid")
+
+
+@bp.post("/cases/search")
+@token_required
+def search_cases():
+    payload = request.get_json(silent=True)
+    if payload is None and not request.get_data():
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ValidationFailed(errors={"_body": "请求体应为 JSON 对象（Content-Type: application/json）。"})
+    query = _validate(CaseSearchIn, payload)
+    filters = CaseFilters(status=query.status, type=query.type, source=query.source, risk=query.risk,
+                          township=query.township, village=query.village, date_from=query.from_,
+                          date_to=query.to, overdue=query.overdue, q=query.q or None, sort=query.sort)
+    page = page_of_cases(g.api_user, filters, query.cursor, limit=query.limit)
+    return jsonify({"items": [_case_out(c) for c in page.items], "next_cursor": page.next_cursor})
+
+
+register_operation("/cases/search", "post", {
+    "summary": "纠纷检索（条件放在请求体中；按姓名、电话、证件号检索时请用本接口而非 GET /cases?q=）",
+    "description": "与 GET /cases 的筛选条件相同，但放在 JSON 请求体中，个人信息不会出现在 URL、"
+                   "代理和服务器的访问日志里。下一页：把返回的 next_cursor 放进请求体的 cursor 再次提交。",
+    "operationId": "searchCases", "tags": ["cases"],
+    "requestBody": json_body(CaseSearchIn),
+    "responses": {"200": json_response(CaseListOut, "一页纠纷"), **_ERRORS}})
+# The GET list stays (§10 contract); its description points clients with personal data here.
+from app.api.openapi import PATHS as _PATHS  # noqa: E402
+_PATHS["/cases"]["get"].setdefault(
+    "description", "q 若含姓名、电话或证件号，请改用 POST /cases/search（条件在请求体中，不进访问日志）。")

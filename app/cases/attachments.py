@@ -16,7 +16,7 @@ from app.audit.services import audit
 from app.cases.models import Attachment, Case, TimelineEntry
 from app.cases.queries import get_visible_case
 from app.db import session
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 MAX_BYTES_DEFAULT = 10 * 1024 * 1024
 READ_ONLY_ROLES = frozenset({"county_leader", "admin"})
@@ -53,9 +53,12 @@ def _safe_filename(name: str) -> str:
 
 
 def add_attachment(user: User, case: Case, stream, filename: str) -> Attachment:
-    """Store an uploaded file for a case the user may see and act on; flushes."""
+    """Store an uploaded file for a case the user may see and act on (not an archived one:
+    read-only); flushes."""
     if user.role in READ_ONLY_ROLES:
         raise PermissionDenied("您的角色不能上传附件。")
+    if case.status == "archived":
+        raise InvalidTransition("案件已归档，只能查阅，不能上传附件。")
     limit = current_app.config.get("ATTACHMENT_MAX_BYTES", MAX_BYTES_DEFAULT)
     data = stream.read(limit + 1)
     if not data:
@@ -87,4 +90,8 @@ def open_attachment(user: User, number: str, attachment_id: int) -> tuple[Attach
     path = upload_dir() / att.storage_key
     if not path.is_file():
         raise NotFound("附件文件已丢失，请联系管理员。")
+    # Every download is audited (issue 9: reads of personal data leave a trace).
+    audit("case.attachment.download", "case", case.number, {"attachment": att.id, "filename": att.filename},
+          user=user)
+    session.commit()
     return att, path

@@ -14,8 +14,9 @@ MIN_PARTY_ROWS = 2
 
 
 def _choices(vocabulary: dict[str, str], blank: str | None = None) -> list[tuple[str, str]]:
-    out = [("", blank)] if blank is not None else []
-    return out + list(vocabulary.items())
+    """Select choices with labels translated when the form is shown (lazy: built at import)."""
+    out = [("", _l(blank))] if blank is not None else []
+    return out + [(code, _l(text)) for code, text in vocabulary.items()]
 
 
 class PartyForm(Form):

@@ -27,6 +27,7 @@ from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
 from app.db import session
 from app.errors import NotFound, ValidationFailed
+from app.i18n import N_
 from app.orgs.models import OrgUnit
 
 
@@ -134,11 +135,11 @@ def grids_of(village_ids: list[int]) -> list[OrgUnit]:
 
 SORTS = {
     # key: (label, column expression, descending)
-    "-registered": ("登记日期（新→旧）", Case.registered_on, True),
-    "registered": ("登记日期（旧→新）", Case.registered_on, False),
-    "deadline": ("办理期限（近→远）", func.coalesce(Case.deadline_on, date(9999, 12, 31)), False),
-    "-amount": ("涉及金额（大→小）", func.coalesce(Case.amount, -1), True),
-    "number": ("编号", Case.number, False),
+    "-registered": (N_("登记日期（新→旧）"), Case.registered_on, True),
+    "registered": (N_("登记日期（旧→新）"), Case.registered_on, False),
+    "deadline": (N_("办理期限（近→远）"), func.coalesce(Case.deadline_on, date(9999, 12, 31)), False),
+    "-amount": (N_("涉及金额（大→小）"), func.coalesce(Case.amount, -1), True),
+    "number": (N_("编号"), Case.number, False),
 }
 DEFAULT_SORT = "-registered"
 PAGE_SIZE = 50

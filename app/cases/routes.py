@@ -3,6 +3,7 @@ duplicate hints, and the case page with unmasking and attachments.  Every read g
 ``app.cases.queries`` (``scope_cases``)."""
 from __future__ import annotations
 
+import dataclasses
 from io import BytesIO
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
@@ -22,20 +23,22 @@ from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, 
 from app.db import session
 from app.cases.services import can_edit_case, case_field_values, update_case_details
 from app.errors import PermissionDenied, ValidationFailed
+from app.i18n import N_
+from app.security import clean_log_text, open_search, seal_search
 from app.settings.services import active_sources, active_types
 from app.templating import today_local
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
 TIMELINE_LABELS = {
-    "register": "登记", "accept": "受理", "answer_directly": "直接答复", "decline": "不予受理",
-    "transfer": "转办", "department_feedback": "部门反馈", "escalate": "上报",
-    "accept_escalation": "接收上报", "return_escalation": "退回上报", "grade_risk": "定级",
-    "sign_off": "签批", "log_session": "调解记录", "invite_department": "邀请联调", "agree": "达成协议",
-    "terminate": "调解终止", "withdraw": "撤回", "follow_up": "回访", "judicial_confirmation": "司法确认",
-    "reopen": "重新办理", "hand_up": "上交", "archive": "归档", "supervise": "督办",
-    "answer_supervision": "督办回复", "attachment": "上传附件", "import": "台账导入", "mediator_change": "调解员变更",
-    "edit": "修改信息",
+    "register": N_("登记"), "accept": N_("受理"), "answer_directly": N_("直接答复"), "decline": N_("不予受理"),
+    "transfer": N_("转办"), "department_feedback": N_("部门反馈"), "escalate": N_("上报"),
+    "accept_escalation": N_("接收上报"), "return_escalation": N_("退回上报"), "grade_risk": N_("定级"),
+    "sign_off": N_("签批"), "log_session": N_("调解记录"), "invite_department": N_("邀请联调"), "agree": N_("达成协议"),
+    "terminate": N_("调解终止"), "withdraw": N_("撤回"), "follow_up": N_("回访"), "judicial_confirmation": N_("司法确认"),
+    "reopen": N_("重新办理"), "hand_up": N_("上交"), "archive": N_("归档"), "supervise": N_("督办"),
+    "answer_supervision": N_("督办回复"), "attachment": N_("上传附件"), "import": N_("台账导入"), "mediator_change": N_("调解员变更"),
+    "edit": N_("修改信息"),
 }
 
 
@@ -50,14 +53,57 @@ def _filter_choices(user: User) -> dict:
             "sorts": {k: v[0] for k, v in SORTS.items()}}
 
 
+def _list_filters(args) -> tuple[CaseFilters | None, str | None]:
+    """The list's filters from ``args``, the search term opened from the ``s`` token (never a
+    plain ``q`` in a web URL); ``(None, None)`` when the token is bad or expired."""
+    filters = CaseFilters.from_args(args)
+    token = (args.get("s") or "").strip() or None
+    if token:
+        term = open_search(token)
+        if term is None:
+            return None, None
+        filters = dataclasses.replace(filters, q=term.strip() or None)
+    return filters, token
+
+
+def _link_args(filters: CaseFilters, token: str | None = None) -> dict[str, str]:
+    """Filters as query-string arguments with the search term as a token (``s``), not ``q``."""
+    args = filters.as_args()
+    if args.pop("q", None):
+        args["s"] = token or seal_search(filters.q)
+    return args
+
+
+def _expired_search(args):
+    flash(_("搜索条件已过期，请重新输入搜索内容。"), "warning")
+    kept = {k: v for k, v in args.items() if k not in ("s", "q", "cursor", "csrf_token", "full")}
+    return redirect(url_for("cases.index", **kept))
+
+
 @bp.get("/")
 def index():
     _require("cases.view")
-    filters = CaseFilters.from_args(request.args)
+    if request.args.get("q"):
+        # Old links and bookmarks with ?q=: served once, through the token form (the term
+        # leaves the address bar and history at once).
+        filters = CaseFilters.from_args(request.args)
+        cursor = request.args.get("cursor")
+        return redirect(url_for("cases.index", **_link_args(filters), **({"cursor": cursor} if cursor else {})))
+    filters, token = _list_filters(request.args)
+    if filters is None:
+        return _expired_search(request.args)
     page = page_of_cases(current_user, filters, request.args.get("cursor") or None)
-    return render_template("cases/index.html", page=page, filters=filters, args=filters.as_args(),
+    return render_template("cases/index.html", page=page, filters=filters, args=_link_args(filters, token),
                            first_page=not request.args.get("cursor"), today=today_local(),
                            can_unmask_export=current_user.role in UNMASK_ROLES, **_filter_choices(current_user))
+
+
+@bp.post("/search")
+def search():
+    """查询: the filter form posts here (CSRF-checked), so the search term goes into a token."""
+    _require("cases.view")
+    filters = CaseFilters.from_args(request.form)
+    return redirect(url_for("cases.index", **_link_args(filters)), code=303)
 
 
 @bp.route("/export.xlsx", methods=["GET", "POST"])
@@ -65,10 +111,13 @@ def export():
     """The filtered list as Excel; masked, or unmasked (POST, logged) for roles allowed to."""
     _require("cases.view")
     args = request.form if request.method == "POST" else request.args
-    filters = CaseFilters.from_args(args)
+    filters, _token = _list_filters(args)
+    if filters is None:
+        return _expired_search(args)
     unmasked = request.method == "POST" and args.get("full") == "1" and current_user.role in UNMASK_ROLES
     data = export_cases(current_user, filters, unmasked=unmasked)
-    audit("case.export", "case_list", None, {"filters": filters.as_args(), "unmasked": unmasked})
+    logged = filters.as_args() | ({"q": clean_log_text(filters.q)} if filters.q else {})  # masked
+    audit("case.export", "case_list", None, {"filters": logged, "unmasked": unmasked})
     session.commit()
     name = f"矛盾纠纷台账-{today_local().isoformat()}.xlsx"
     return send_file(BytesIO(data), as_attachment=True, download_name=name,
@@ -153,7 +202,7 @@ def _detail_context(case, show_full: bool = False) -> dict:
     return {"case": case, "show_full": show_full, "attachments": attachments_of(case),
             "users": users, "timeline_labels": TIMELINE_LABELS, "today": today_local(),
             "can_unmask": current_user.role in UNMASK_ROLES, "can_edit": can_edit_case(current_user, case),
-            "can_upload": current_user.role not in READ_ONLY_ROLES, "upload_form": AttachmentForm()}
+            "can_upload": current_user.role not in READ_ONLY_ROLES and case.status != "archived", "upload_form": AttachmentForm()}
 
 
 @bp.get("/<number>")

@@ -213,9 +213,22 @@ def _leader(data: dict, errors: dict, case: Case, required: bool) -> Optional[Us
     return leader
 
 
-def _require_signed_off(case: Case) -> None:
+SIGN_OFF_REQUIRED = {
+    "centre": N_("高风险案件须经签批（乡镇党委书记或县领导）后，才能以达成协议、调解终止、撤回或直接答复结案。"),
+    "department": N_("高风险案件尚未签批，不能以「已化解」结案：请待乡镇党委书记或县领导签批后再反馈，"
+                     "或反馈为未化解、退回综治中心。"),
+}
+
+
+def _require_signed_off(case: Case, who: str = "centre") -> None:
+    """A 高 case is closed only after its sign-off (签批, PRODUCT.md §5): every close that ends the
+    dispute in the county — 达成协议, 调解终止, 撤回 (the applicant withdrawing does not end the
+    risk the task force is named for), 直接答复, and a department's 部门处理化解 answer (an
+    unresolved answer, which returns the case to the centre, is still accepted).  Not 上交
+    (``hand_up``): handing a case beyond the county is the last escalation of a case the county
+    cannot settle and must not wait for a county sign-off."""
     if case.risk_level == "high" and case.signed_off_at is None:
-        raise InvalidTransition("高风险案件须经签批（乡镇党委书记或县领导）后，才能以达成协议或调解终止结案。")
+        raise InvalidTransition(SIGN_OFF_REQUIRED[who])
 
 
 def _open_task(case: Case, department_id: int, kind: Optional[str] = None) -> Optional[DepartmentTask]:
@@ -237,6 +250,16 @@ def _open_orders_for(case: Case, user: User) -> list[SupervisionOrder]:
 # ---------------------------------------------------------------------------------------------
 # One handler per action: validate everything, then return the change to apply.
 
+def _check_recusal(case: Case, errors: dict, key: str, users: list[User]) -> None:
+    """回避 (人民调解法 Arts. 19, 23) at assignment: a mediator who is a party, a party's agent or
+    shares a party's phone is refused under ``key`` until someone else is picked."""
+    from app.mediation.services import conflict_reason  # the mediation services import this module
+    for u in users:
+        why = None if key in errors else conflict_reason(case, u.display_name, u.phone)
+        if why:
+            errors[key] = f"{u.display_name}{why}，应当回避，请另行指定调解员"
+
+
 def accept_case(user: User, case: Case, data: dict) -> Change:
     """受理: assign a lead mediator (and co-mediators), the handling level, and the mediation deadline
     (kept when intake already set it at registration)."""
@@ -247,6 +270,8 @@ def accept_case(user: User, case: Case, data: dict) -> Change:
         errors["lead_mediator"] = "主办调解员须为调解员或综治中心工作人员"
     if any(u.role not in MEDIATOR_ROLES for u in co):
         errors["co_mediators"] = "协办调解员须为调解员或综治中心工作人员"
+    _check_recusal(case, errors, "lead_mediator", [lead] if lead is not None else [])
+    _check_recusal(case, errors, "co_mediators", co)
     level = (data.get("handling_level") or case.handling_level).strip()
     tier = workflow.ROLE_TIER.get(user.role, "village")
     if level not in workflow.LEVEL_ORDER:
@@ -269,7 +294,8 @@ def accept_case(user: User, case: Case, data: dict) -> Change:
 
 
 def answer_directly(user: User, case: Case, data: dict) -> Change:
-    """直接答复: closes the case at once with outcome 直接答复化解."""
+    """直接答复: closes the case at once with outcome 直接答复化解 (a 高 case only once signed off)."""
+    _require_signed_off(case)
     errors: dict[str, str] = {}
     answer = _text(data, "answer", errors, "答复内容")
     _check(errors)
@@ -339,6 +365,8 @@ def department_feedback(user: User, case: Case, data: dict) -> Change:
     to = case.status  # an invitation's answer leaves the case where it is
     if task.kind == "transfer":
         to = "closed" if resolved else "in_mediation"
+    if to == "closed":
+        _require_signed_off(case, "department")
     today = today_local()
 
     def apply():
@@ -373,6 +401,7 @@ def accept_escalation(user: User, case: Case, data: dict) -> Change:
     """接收上报: the handling level moves up one; the lead mediator may be reassigned."""
     errors: dict[str, str] = {}
     lead = _user(data, "lead_mediator", errors, "主办调解员", case, required=False)
+    _check_recusal(case, errors, "lead_mediator", [lead] if lead is not None else [])
     _check(errors)
     upper = workflow.next_level_up(case.handling_level)
     old = case.handling_level
@@ -530,7 +559,8 @@ def terminate(user: User, case: Case, data: dict) -> Change:
 
 
 def withdraw(user: User, case: Case, data: dict) -> Change:
-    """撤回: the applicant withdraws; closes as 撤回."""
+    """撤回: the applicant withdraws; closes as 撤回 (a 高 case only once signed off)."""
+    _require_signed_off(case)
     errors: dict[str, str] = {}
     reason = _text(data, "reason", errors, "撤回原因")
     _check(errors)
@@ -566,17 +596,22 @@ def follow_up(user: User, case: Case, data: dict) -> Change:
 
 
 def judicial_confirmation(user: User, case: Case, data: dict) -> Change:
-    """司法确认: applied within 30 days of the agreement, to a court, with its result when known."""
+    """司法确认: applied within 30 days of the agreement (counted from the agreement's date, the
+    day it took effect; the close date only when no agreement was recorded), to a court, with its
+    result when known."""
     if case.outcome != "success":
         raise InvalidTransition("只有达成协议（调解成功）的案件可以申请司法确认。")
     errors: dict[str, str] = {}
     applied_on = _date(data, "applied_on", errors, "申请日期")
     court = _text(data, "court", errors, "受理法院", max_len=100)
     result = _text(data, "result", errors, "确认结果", required=False)
-    if applied_on and case.closed_on:
-        limit = deadlines.add_days(case.closed_on, "judicial_confirmation")
-        if applied_on < case.closed_on or applied_on > limit:
-            errors["applied_on"] = f"须在协议生效之日起30日内申请（{case.closed_on} 至 {limit}）"
+    from app.mediation.models import Agreement  # the mediation package imports this module
+    agreed_on = session.scalar(select(Agreement.agreed_on).where(Agreement.case_id == case.id)
+                               .order_by(Agreement.id.desc()).limit(1)) or case.closed_on
+    if applied_on and agreed_on:
+        limit = deadlines.add_days(agreed_on, "judicial_confirmation")
+        if applied_on < agreed_on or applied_on > limit:
+            errors["applied_on"] = f"须在协议生效之日起30日内申请（{agreed_on} 至 {limit}）"
     _check(errors)
     return Change(note=result, data={"applied_on": applied_on.isoformat(), "court": court, "result": result})
 
@@ -615,9 +650,12 @@ def hand_up(user: User, case: Case, data: dict) -> Change:
 
 
 def archive(user: User, case: Case, data: dict) -> Change:
-    """归档: read-only after; an agreement case needs its follow-up first."""
-    if case.outcome == "success" and case.followed_up_on is None:
-        raise InvalidTransition("达成协议的案件须先回访，才能归档。")
+    """归档: read-only after; only a complete case file (一案一卷) — the same check as the
+    mediation pages (``app.mediation.services.completeness``; an agreement case needs its follow-up)."""
+    from app.mediation.services import completeness  # the mediation services import this module
+    missing = completeness(case)
+    if missing:
+        raise InvalidTransition("卷宗不完整，不能归档。缺少：" + "；".join(missing))
     return Change(note=str(data.get("note") or "").strip())
 
 
@@ -693,12 +731,14 @@ def pause_clock(user: User, case: Case, data: dict) -> Change:
 
 
 def resume_clock(user: User, case: Case, data: dict) -> Change:
-    """恢复计时: the deadline moves by the calendar days paused."""
+    """恢复计时: the deadline moves by the days the pause used up, in the unit of the case's
+    deadline rule (working days follow the admin calendar: holidays skipped, 调休 counted)."""
     if case.paused_since is None:
         raise InvalidTransition("计时没有中止，无需恢复。")
     today = today_local()
-    days = max((today - case.paused_since).days, 0)
-    new = deadlines.resume_deadline(case.deadline_on, case.paused_since, today)
+    unit = deadlines.case_clock_unit(case)
+    days = deadlines.paused_span(case.paused_since, today, unit)
+    new = deadlines.resume_deadline(case.deadline_on, case.paused_since, today, unit)
 
     def apply():
         case.deadline_on = new
@@ -706,7 +746,7 @@ def resume_clock(user: User, case: Case, data: dict) -> Change:
         case.paused_since = None
         case.pause_reason = None
     return Change(note=str(data.get("note") or "").strip(), apply=apply,
-                  data={"paused_days": days, "deadline_on": new.isoformat() if new else None})
+                  data={"paused_days": days, "unit": unit, "deadline_on": new.isoformat() if new else None})
 
 
 def _register(user: User, case: Case, data: dict) -> Change:  # pragma: no cover - never allowed
@@ -843,7 +883,8 @@ def actions_for(user: User, case: Case) -> list[workflow.Action]:
         n = a.name
         if n == "sign_off" and case.risk_level != "high":
             continue
-        if n in ("agree", "terminate") and case.risk_level == "high" and case.signed_off_at is None:
+        if n in ("agree", "terminate", "withdraw", "answer_directly") and case.risk_level == "high" \
+                and case.signed_off_at is None:
             continue
         if n == "extend_deadline" and (case.deadline_extended or case.paused_since or not case.deadline_on):
             continue

@@ -12,7 +12,13 @@ Decisions:
   ledger, so it has been accepted); 不予受理 is ``declined``, with no close date (declined cases
   are never closed) — its 结案日期, if given, is kept in the timeline note;
 - a masked phone (``138****5678``, from a masked export) never overwrites a stored phone;
-- 高 risk cases get ``high_risk_at`` = midnight of 登记日期 in Asia/Shanghai;
+- new 高 risk cases get ``high_risk_at`` = midnight of 登记日期 in Asia/Shanghai;
+- an update sets only the ledger fields whose value changed, and only then what follows from
+  them (status from 办理结果, ``closed_at`` from 结案日期, ``high_risk_at`` = now when first graded
+  高): re-importing an export leaves escalated, transferred, archived … cases as they are;
+- a township (or county) user imports only rows of their own jurisdiction and updates only cases
+  in it (the CLI has county-wide rights); the leading apostrophe the exporter puts before a
+  formula-like text is removed again;
 - the deadline is 登记日期 + the mediation rule (``deadline.mediation``, 30 calendar days by default).
 
 Rows go in with bulk INSERTs (ids reserved up front) and a re-import's changes with bulk
@@ -28,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 import openpyxl
 from openpyxl.utils import coordinate_to_tuple, get_column_letter
@@ -45,6 +51,7 @@ from app.db import session, utcnow
 from app.orgs.models import OrgUnit
 from app.reception.models import ReceptionEntry
 from app.settings.models import CaseSource, DisputeType
+from app.spreadsheets import FORMULA_PREFIXES
 from app.templating import SHANGHAI
 
 CASE_SHEET = "矛盾纠纷台账"
@@ -103,6 +110,8 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        value = value[1:]  # undo exactly the exporter's formula escaping (app.spreadsheets.neutralise)
     return str(value).strip()
 
 
@@ -128,10 +137,29 @@ class _Lookups:
     types: dict[str, tuple[str, str]]  # name → (name, category)
     sources: set[str]
     county_id: int
+    # org unit → whether the importing user may write there (None: the CLI, county-wide rights)
+    in_scope: Optional[Callable[[OrgUnit], bool]] = None
 
 
-def _load_lookups() -> _Lookups:
-    orgs = list(session.scalars(select(OrgUnit).where(OrgUnit.level.in_(("county", "township", "village")))))
+def _scope_check(user) -> Optional[Callable[[OrgUnit], bool]]:
+    """Whether an org unit lies in ``user``'s jurisdiction (``org_in_jurisdiction``), cached per unit."""
+    if user is None:
+        return None
+    from app.cases.queries import org_in_jurisdiction
+    cache: dict[int, bool] = {}
+
+    def check(org: OrgUnit) -> bool:
+        if org.id not in cache:
+            cache[org.id] = bool(org_in_jurisdiction(user, org))
+        return cache[org.id]
+    return check
+
+
+def _load_lookups(in_scope: Optional[Callable[[OrgUnit], bool]] = None) -> _Lookups:
+    orgs = list(session.scalars(select(OrgUnit).where(OrgUnit.level.in_(("county", "township", "village")))
+                                .order_by(OrgUnit.id)))
+    if in_scope is not None:  # a name shared with a unit outside the user's area means their own unit
+        orgs.sort(key=in_scope)
     townships = {o.name: o for o in orgs if o.level == "township"}
     villages = {(o.township_id, o.name): o for o in orgs if o.level == "village"}
     county = next((o for o in orgs if o.level == "county"), None)
@@ -139,7 +167,7 @@ def _load_lookups() -> _Lookups:
     by_id = {t.id: t for t in type_rows}
     types = {t.name: (t.name, by_id[t.parent_id].name if t.parent_id else t.name) for t in type_rows if t.active}
     sources = set(session.scalars(select(CaseSource.name).where(CaseSource.active)))
-    return _Lookups(townships, villages, types, sources, county.id if county else 0)
+    return _Lookups(townships, villages, types, sources, county.id if county else 0, in_scope)
 
 
 def _header_map(ws, required: list[str], optional: list[str], problems: list[str]) -> dict[str, int]:
@@ -242,6 +270,11 @@ def _parse_case_row(r: _RowReader, lk: _Lookups) -> Optional[dict[str, Any]]:
     village = lk.villages.get((township.id, village_name)) if township else None
     if village_name and township and village is None:
         r.problem("村(社区)", f"村(社区) \"{village_name}\" 不属于 {township_name}")
+    if township and lk.in_scope is not None:
+        if not lk.in_scope(township) and not (village and lk.in_scope(village)):
+            r.problem("乡镇", f"乡镇 \"{township_name}\" 不在您的管辖范围内，不能导入")
+        elif village and not lk.in_scope(village):
+            r.problem("村(社区)", f"村(社区) \"{village_name}\" 不在您的管辖范围内，不能导入")
     type_text = r.text("纠纷类型", required=True)
     type_pair = lk.types.get(type_text) or (lk.types.get(type_text[:-2]) if type_text.endswith("纠纷") else None)
     if type_text and type_pair is None:
@@ -254,7 +287,7 @@ def _parse_case_row(r: _RowReader, lk: _Lookups) -> Optional[dict[str, Any]]:
     level = r.choice("化解层级", {v: k for k, v in LEVELS.items()})
     outcome = r.choice("办理结果", {v: k for k, v in OUTCOMES.items()})
     closed_on = r.date("结案日期")
-    if outcome and outcome != "declined" and closed_on is None and not r.bad:
+    if outcome and outcome != "declined" and closed_on is None and _text(r.raw("结案日期")) == "":
         r.problem("结案日期", "已填写办理结果，结案日期为必填项")
     if closed_on and not outcome:
         r.problem("办理结果", "填写了结案日期，但办理结果为空")
@@ -279,7 +312,7 @@ def _parse_case_row(r: _RowReader, lk: _Lookups) -> Optional[dict[str, Any]]:
                 closed_on=closed_on if outcome != "declined" else None, declined_on=closed_on if outcome == "declined" else None,
                 agreement_form=form, performance=performance, followed_up_on=followed_up_on,
                 satisfaction=satisfaction, responsible_name=responsible or None, notes=notes or None,
-                row=r.row_number)
+                row=r.row_number, number_ref=r.ref("编号"))
 
 
 def _parse_parties(r: _RowReader) -> list[dict[str, Any]]:
@@ -309,6 +342,8 @@ def _parse_reception_row(r: _RowReader, lk: _Lookups) -> Optional[dict[str, Any]
     township = lk.townships.get(township_name)
     if township_name and township is None:
         r.problem("乡镇", f"乡镇 \"{township_name}\" 不在组织机构中")
+    elif township and lk.in_scope is not None and not lk.in_scope(township):
+        r.problem("乡镇", f"乡镇 \"{township_name}\" 不在您的管辖范围内，不能导入")
     visitor = r.text("来访人", required=True, max_len=200)
     count = r.number("人数", integer=True, minimum=1)
     if count is None and not r.bad:
@@ -337,7 +372,7 @@ def import_ledger(fileobj: BinaryIO, filename: str, dry_run: bool = False, user=
     if CASE_SHEET not in wb.sheetnames:
         report.problems.append(f"{filename}: 缺少工作表 \"{CASE_SHEET}\"")
         return report
-    lk = _load_lookups()
+    lk = _load_lookups(_scope_check(user))
     case_rows = _read_sheet(wb[CASE_SHEET], CASE_REQUIRED, CASE_OPTIONAL, _parse_case_row, lk, report)
     reception_rows = []
     if RECEPTION_SHEET in wb.sheetnames:
@@ -349,11 +384,18 @@ def import_ledger(fileobj: BinaryIO, filename: str, dry_run: bool = False, user=
     for row in case_rows:
         if row["external"]:
             if row["external"] in seen:
-                report.problems.append(f"{CASE_SHEET}!A{row['row']}: 编号 {row['external']} 与第 {seen[row['external']]} 行重复")
+                report.problems.append(f"{row['number_ref']}: 编号 {row['external']} 与第 {seen[row['external']]} 行重复")
             seen.setdefault(row["external"], row["row"])
     if report.problems:
         return report
     existing = _existing_cases([r["external"] for r in case_rows if r["external"]])
+    outside = _outside_jurisdiction(user, existing)
+    for row in case_rows:
+        if row["external"] and row["external"] in existing and existing[row["external"]].id in outside:
+            report.problems.append(f"{row['number_ref']}: 编号 {row['external']} 对应的纠纷不在您的管辖范围内，"
+                                   f"不能更新")
+    if report.problems:
+        return report
     new_rows = [r for r in case_rows if not (r["external"] and r["external"] in existing)]
     update_rows = [r for r in case_rows if r["external"] and r["external"] in existing]
     report.created, report.updated = len(new_rows), len(update_rows)
@@ -446,11 +488,12 @@ def _read_sheet(ws, required, optional, parse, lk, report) -> list[dict[str, Any
     return rows
 
 
-# Columns an update compares (every key of ``_case_values`` but the deadline) and the ones it needs.
-_COMPARED = ("source", "dispute_type", "type_category", "county_id", "township_id", "village_id",
-             "handling_level", "status", "summary", "people_involved", "amount", "registered_on", "risk_level",
-             "high_risk_at", "responsible_name", "closed_on", "closed_at", "outcome", "agreement_form",
-             "followed_up_on", "performance", "satisfaction", "notes")
+# The columns a ledger row carries (what an update compares), and those it reads besides: the
+# workflow state that follows from them, changed only when a ledger value really changed.
+_LEDGER_FIELDS = ("source", "dispute_type", "township_id", "village_id", "handling_level", "summary",
+                  "people_involved", "amount", "registered_on", "risk_level", "responsible_name", "closed_on",
+                  "outcome", "agreement_form", "followed_up_on", "performance", "satisfaction", "notes")
+_COMPARED = _LEDGER_FIELDS + ("type_category", "county_id", "status", "high_risk_at", "closed_at")
 CHUNK = 500
 
 
@@ -469,6 +512,19 @@ def _existing_cases(numbers: list[str]) -> dict[str, Any]:
             for row in session.execute(select(*cols).where(t.c.number.in_(missing))):
                 found[row.number] = row
     return found
+
+
+def _outside_jurisdiction(user, existing: dict[str, Any]) -> set[int]:
+    """Ids of the matched cases ``user`` may not see (through ``scope_cases``; none for the CLI)."""
+    if user is None or not existing:
+        return set()
+    from app.cases.queries import scope_cases
+    ids = sorted({row.id for row in existing.values()})
+    visible: set[int] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        visible.update(session.scalars(scope_cases(user, select(Case.id)).where(Case.id.in_(chunk))))
+    return set(ids) - visible
 
 
 def _deadline_function():
@@ -506,6 +562,49 @@ def _case_values(row, deadline_for) -> dict[str, Any]:
                 outcome=row["outcome"], agreement_form=row["agreement_form"],
                 followed_up_on=row["followed_up_on"], performance=row["performance"],
                 satisfaction=row["satisfaction"], notes=row["notes"])
+
+
+def _ledger_values(row) -> dict[str, Any]:
+    """The values of ``_LEDGER_FIELDS`` a parsed row gives."""
+    return dict(source=row["source"], dispute_type=row["dispute_type"], township_id=row["township"].id,
+                village_id=row["village"].id, handling_level=row["handling_level"], summary=row["summary"],
+                people_involved=row["people_involved"], amount=row["amount"], registered_on=row["registered_on"],
+                risk_level=row["risk_level"], responsible_name=row["responsible_name"], closed_on=row["closed_on"],
+                outcome=row["outcome"], agreement_form=row["agreement_form"],
+                followed_up_on=row["followed_up_on"], performance=row["performance"],
+                satisfaction=row["satisfaction"], notes=row["notes"])
+
+
+def _status_after(status: str, outcome: Optional[str]) -> str:
+    """A stored case's status once the ledger changed its 办理结果 to ``outcome``: an open case closes
+    (or is declined), a closed or archived one stays so, a cleared outcome reopens it."""
+    if outcome is None:
+        return "in_mediation" if status in ("closed", "archived", "declined") else status
+    if outcome == "declined":
+        return "declined"
+    return status if status in ("closed", "archived") else "closed"
+
+
+def _ledger_changes(case, row, now: datetime) -> dict[str, Any]:
+    """The columns ``row`` changes on the stored ``case``: each ledger field whose value really
+    differs, and only then the state that follows from it (category, county, the first 高 time as
+    grading does it, status from the outcome, close time from the close date).  An unchanged row
+    changes nothing: a workflow case's status, high_risk_at and closed_at are its own."""
+    changed = {k: v for k, v in _ledger_values(row).items() if not _same(getattr(case, k), v)}
+    if "dispute_type" in changed and case.type_category != row["type_category"]:
+        changed["type_category"] = row["type_category"]
+    if "township_id" in changed and case.county_id != row["township"].county_id:
+        changed["county_id"] = row["township"].county_id
+    if "risk_level" in changed and row["risk_level"] == "high" and case.high_risk_at is None:
+        changed["high_risk_at"] = now
+    if "outcome" in changed:
+        status = _status_after(case.status, row["outcome"])
+        if status != case.status:
+            changed["status"] = status
+    if "closed_on" in changed:
+        changed["closed_at"] = (datetime.combine(row["closed_on"], time(12), tzinfo=SHANGHAI).astimezone(timezone.utc)
+                                if row["closed_on"] else None)
+    return changed
 
 
 def _timeline_note(row, filename: str, updated: bool) -> str:
@@ -571,10 +670,12 @@ def _update_cases(rows, existing: dict[str, Any], filename, deadline_for, user) 
     read 500 cases at a time, and the changes go out as executemany UPDATEs/INSERTs, so a
     re-import costs a few statements per 500 rows instead of several per row.
 
-    Per case, as an edit through the ORM would: changed fields are set (the deadline is kept),
+    Per case, as an edit through the ORM would: the ledger fields whose value really changed are
+    set, with only the state that follows from them (``_ledger_changes``; the deadline is kept),
     ``version`` goes up by one (checked, like the ORM's version counter) and ``updated_at`` is
     now; parties are renamed/replaced by position and a masked phone never overwrites a stored
-    one; a follow-up is added when its date is new; a timeline entry lists the changed fields."""
+    one; a follow-up is added when its date is new; a timeline entry lists the changed fields.
+    A row that changes nothing leaves its case exactly as it was (no version, no timeline entry)."""
     if not rows:
         return
     session.flush()
@@ -595,8 +696,7 @@ def _update_cases(rows, existing: dict[str, Any], filename, deadline_for, user) 
     party_updates, party_inserts, follow_ups, timeline = [], [], [], []
     for row in rows:
         case = existing[row["external"]]
-        values = _case_values(row, deadline_for)
-        changed = {k: v for k, v in values.items() if k != "deadline_on" and not _same(getattr(case, k), v)}
+        changed = _ledger_changes(case, row, now)
         sets = dict(changed)
         if case.external_number is None and case.number != row["external"]:
             sets["external_number"] = row["external"]
@@ -613,7 +713,8 @@ def _update_cases(rows, existing: dict[str, Any], filename, deadline_for, user) 
             if new != (match.name, match.role, match.phone):
                 party_updates.append(dict(b_id=match.id, name=new[0], role=new[1], phone=new[2]))
                 changed.setdefault("parties", True)
-        if row["followed_up_on"] and (case.id, row["followed_up_on"]) not in follow_up_dates:
+        if "followed_up_on" in changed and row["followed_up_on"] and \
+                (case.id, row["followed_up_on"]) not in follow_up_dates:
             follow_ups.append(dict(case_id=case.id, visited_on=row["followed_up_on"], performance=row["performance"],
                                    satisfaction=row["satisfaction"], notes="从台账导入", created_at=now))
             follow_up_dates.add((case.id, row["followed_up_on"]))
@@ -622,8 +723,9 @@ def _update_cases(rows, existing: dict[str, Any], filename, deadline_for, user) 
             case_updates.setdefault(key, []).append(dict({f"v_{k}": v for k, v in sets.items()},
                                                          b_id=case.id, b_version=case.version))
         if changed:
+            status = changed.get("status", case.status)
             timeline.append(dict(case_id=case.id, at=now, actor_id=actor_id, actor_name=actor_name, action="import",
-                                 from_status=None, to_status=values["status"],
+                                 from_status=case.status if status != case.status else None, to_status=status,
                                  note=_timeline_note(row, filename, True), data={"fields": sorted(changed)}))
     ct = Case.__table__
     for key, params in case_updates.items():

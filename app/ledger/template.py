@@ -63,7 +63,8 @@ def build_template() -> io.BytesIO:
     lists.sheet_state = "hidden"
     sources = list(session.scalars(select(CaseSource.name).where(CaseSource.active.is_(True))
                                    .order_by(CaseSource.position)))
-    types = list(session.scalars(select(DisputeType.name).order_by(DisputeType.id)))
+    types = list(session.scalars(select(DisputeType.name).where(DisputeType.active.is_(True))
+                                 .order_by(DisputeType.id)))
     for index, (header, values) in enumerate((("来源", sources), ("纠纷类型", types)), start=1):
         _sheet_list(ws, CASE_HEADERS, header, values, lists, index)
     for header, vocab in (("风险等级", RISK_LEVELS), ("化解层级", LEVELS), ("办理结果", OUTCOMES),

@@ -162,10 +162,35 @@ def case_records(case: Case) -> dict[str, Any]:
             "changes": changes}
 
 
-def confirmation_deadline(case: Case) -> Optional[date]:
+def agreement_date(case: Case) -> Optional[date]:
+    """The day the case's (latest) agreement was reached; the close date when none was recorded."""
+    agreed_on = session.scalar(select(Agreement.agreed_on).where(Agreement.case_id == case.id)
+                               .order_by(Agreement.id.desc()).limit(1))
+    return agreed_on or case.closed_on
+
+
+def confirmation_deadline(case: Case, agreed_on: Optional[date] = None) -> Optional[date]:
+    """The last day to apply for 司法确认: 30 days from the agreement's date (Art. 33), not from the
+    close.  ``agreed_on`` saves the query when the caller already has it."""
     if case.outcome != "success" or case.closed_on is None:
         return None
-    return deadlines.add_days(case.closed_on, "judicial_confirmation")
+    start = agreed_on or agreement_date(case)
+    return deadlines.add_days(start, "judicial_confirmation") if start else None
+
+
+def recorded_confirmation(case: Case) -> dict[str, str]:
+    """The 司法确认 already recorded for the case's latest agreement, as the form's values (a
+    later result updates it), or {}."""
+    latest = session.scalar(select(Agreement.id).where(Agreement.case_id == case.id)
+                            .order_by(Agreement.id.desc()).limit(1))
+    jc = session.scalars(select(JudicialConfirmation).where(JudicialConfirmation.case_id == case.id,
+                                                            JudicialConfirmation.agreement_id == latest)
+                         .order_by(JudicialConfirmation.id.desc()).limit(1)).first() if latest else None
+    if jc is None:
+        return {}
+    return {"applied_on": jc.applied_on.isoformat(), "court": jc.court, "result": jc.result,
+            "decided_on": jc.decided_on.isoformat() if jc.decided_on else "",
+            "ruling_number": jc.ruling_number or "", "notes": jc.notes or ""}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,19 +203,30 @@ def follow_ups_due(user: User, limit: int = 200) -> list[Case]:
     return list(session.scalars(stmt.order_by(Case.follow_up_due_on, Case.closed_on, Case.id).limit(limit)))
 
 
-def confirmations_due(user: User, today: Optional[date] = None, window_days: int = 30) -> list[tuple[Case, date]]:
+def confirmations_due(user: User, today: Optional[date] = None,
+                      window_days: int = 30) -> list[tuple[Case, date, date]]:
     """Agreements still inside their 30-day judicial-confirmation window with no application,
-    each with its last day."""
+    each as (case, agreement date, last day), the soonest last day first.  (An agreement is
+    never dated after the close, so filtering on the close date loses none.)"""
     today = today or today_local()
     applied = select(JudicialConfirmation.case_id)
     stmt = scope_cases(user).where(Case.status == "closed", Case.outcome == "success",
                                    Case.closed_on >= today - timedelta(days=window_days + 40),
                                    Case.id.not_in(applied)).order_by(Case.closed_on, Case.id)
+    cases = list(session.scalars(stmt.limit(500)))
+    agreed: dict[int, date] = {}
+    if cases:  # the latest agreement of each, in one query
+        for case_id, agreed_on in session.execute(
+                select(Agreement.case_id, Agreement.agreed_on).where(Agreement.case_id.in_([c.id for c in cases]))
+                .order_by(Agreement.case_id, Agreement.id)):
+            agreed[case_id] = agreed_on
     rows = []
-    for c in session.scalars(stmt.limit(500)):
-        last = confirmation_deadline(c)
+    for c in cases:
+        start = agreed.get(c.id) or c.closed_on
+        last = confirmation_deadline(c, start)
         if last is not None and last >= today:
-            rows.append((c, last))
+            rows.append((c, start, last))
+    rows.sort(key=lambda r: (r[2], r[0].id))
     return rows
 
 

@@ -44,7 +44,14 @@ def _data() -> dict:
 
 @bp.app_context_processor
 def _section_helpers():
-    return {"mediation_case_context": case_section_context}
+    return {"mediation_case_context": case_section_context, "mediation_full_forms": full_form_links}
+
+
+def full_form_links(case: Case) -> list[tuple[str, str]]:
+    """(action, url) of the full mediation forms the current user may open on ``case``: the
+    workflow panel links to them instead of offering a bare quick form."""
+    return [(name, url_for(endpoint, number=case.number))
+            for name, endpoint in services.full_form_actions(current_user, case)]
 
 
 def case_section_context(case: Case) -> dict:
@@ -141,7 +148,8 @@ def follow_up(number):
 def confirmation(number):
     return _form_page(number, "mediation/confirmation_form.html", services.confirm_judicially,
                       _("司法确认情况已记录。"),
-                      lambda c: {"deadline": queries.confirmation_deadline(c), "results": CONFIRMATION_RESULTS})
+                      lambda c: {"deadline": queries.confirmation_deadline(c), "results": CONFIRMATION_RESULTS,
+                                 "recorded": queries.recorded_confirmation(c)})
 
 
 @bp.post("/cases/<number>/archive")

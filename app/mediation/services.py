@@ -143,7 +143,8 @@ def change_mediator(user: User, case: Case, data: dict) -> MediatorChange:
     """Parties choose or accept a mediator, or ask for a replacement; or the mediator recuses.
 
     ``kind``: party_choice / replacement / recusal; ``new_mediator`` (user id) or ``new_roster``
-    (roster id, a person without login who then mediates alongside the lead); ``reason``;
+    (roster id: a person without login, who mediates alongside the lead on a party's choice and
+    takes the lead's place on a replacement or recusal — the old lead is removed); ``reason``;
     ``requested_by`` (party id) required for a party's choice or replacement.  A candidate who is
     a party or related to one (``related`` ticked) is refused (回避)."""
     ensure_writable(user, case)
@@ -177,9 +178,15 @@ def change_mediator(user: User, case: Case, data: dict) -> MediatorChange:
                               candidate.phone, declared_related=data.get("related") in ("1", "on", True, "true"))
         if why:
             errors["new_mediator"] = f"{getattr(candidate, 'display_name', None) or candidate.name}{why}，应当回避，请另行选择调解员"
-    if new_user is not None and new_user.id == case.lead_mediator_id:
+    linked = None  # a roster person with a mediator's login takes the lead as that user
+    if new_user is None and new_roster is not None and new_roster.user_id and kind != "party_choice":
+        linked = session.get(User, new_roster.user_id)
+        if linked is None or not linked.active or linked.role not in MEDIATOR_ROLES:
+            linked = None
+    if (new_user or linked) is not None and (new_user or linked).id == case.lead_mediator_id:
         errors["new_mediator"] = "新调解员与现任主办调解员相同"
     _check(errors)
+    new_user = new_user or linked
     old = session.get(User, case.lead_mediator_id) if case.lead_mediator_id else None
     new_name = new_user.display_name if new_user else new_roster.name
     change = MediatorChange(case_id=case.id, kind=kind, old_user_id=old.id if old else None,
@@ -190,8 +197,15 @@ def change_mediator(user: User, case: Case, data: dict) -> MediatorChange:
     session.add(change)
     if new_user is not None:
         case.lead_mediator_id = new_user.id
-    else:
-        case.responsible_name = new_roster.name if case.lead_mediator_id is None else case.responsible_name
+        case.responsible_name = new_user.display_name
+        if case.co_mediator_ids and new_user.id in case.co_mediator_ids:
+            case.co_mediator_ids = [i for i in case.co_mediator_ids if i != new_user.id] or None
+    elif kind in ("replacement", "recusal") or case.lead_mediator_id is None:
+        # The old lead steps aside (回避, or replaced at a party's request) even when the new
+        # mediator is a roster person without a login: no lead user is left on the case.
+        case.lead_mediator_id = None
+        case.responsible_name = new_roster.name
+    # else (a party's choice of a roster person): they mediate alongside the lead
     _timeline(user, case, "mediator_change", f"{CHANGE_KINDS[kind]}：{change.old_name or '—'} → {new_name}。{reason}",
               {"kind": kind, "new": new_name, "requested_by": change.requested_by})
     session.flush()
@@ -328,12 +342,13 @@ def agree(user: User, case: Case, data: dict) -> Agreement:
     if obligations:
         terms += "\n" + "\n".join(f"{o['obligor']}：{o['content']}（{o['manner']}，{o['deadline']}前）"
                                   for o in obligations)
-    lead = session.get(User, case.lead_mediator_id) if case.lead_mediator_id else user
+    lead = session.get(User, case.lead_mediator_id) if case.lead_mediator_id else None
+    mediator_name = lead.display_name if lead else (case.responsible_name or user.display_name)
     apply_action(user, case, "agree", {"agreement_form": form, "terms": terms},
                  expected_version=data.get("version"))
     a = Agreement(case_id=case.id, form=form, agreed_on=agreed_on, facts=facts or None, disputes=disputes or None,
                   responsibilities=responsibilities or None, content=content, copies=copies,
-                  mediator_name=lead.display_name if lead else None, created_by_id=user.id)
+                  mediator_name=mediator_name, created_by_id=user.id)
     a.obligations = [Obligation(**o) for o in obligations]
     session.add(a)
     session.flush()
@@ -413,8 +428,22 @@ def follow_up(user: User, case: Case, data: dict) -> FollowUp:
 
 
 def confirm_judicially(user: User, case: Case, data: dict) -> JudicialConfirmation:
-    """司法确认 through the workflow's judicial_confirmation (30-day window), plus its record."""
+    """司法确认 through the workflow's judicial_confirmation (30 days from the agreement's date),
+    plus its record.  A later result (裁定) updates the application already recorded for the
+    agreement — one record per agreement, each change on the timeline — instead of adding a row;
+    the application's date and court are kept unless given again."""
     ensure_writable(user, case, "judicial_confirmation")
+    agreement = current_agreement(case)
+    same = (JudicialConfirmation.agreement_id == agreement.id if agreement is not None
+            else JudicialConfirmation.agreement_id.is_(None))
+    existing = session.scalars(select(JudicialConfirmation).where(JudicialConfirmation.case_id == case.id, same)
+                               .order_by(JudicialConfirmation.id.desc())).first()
+    if existing is not None:
+        data = dict(data)
+        if not _s(data, "applied_on"):
+            data["applied_on"] = existing.applied_on
+        if not _s(data, "court"):
+            data["court"] = existing.court
     errors: dict[str, str] = {}
     result = _s(data, "result") or "pending"
     if result not in CONFIRMATION_RESULTS:
@@ -427,12 +456,14 @@ def confirm_judicially(user: User, case: Case, data: dict) -> JudicialConfirmati
     apply_action(user, case, "judicial_confirmation",
                  {"applied_on": data.get("applied_on"), "court": data.get("court"),
                   "result": CONFIRMATION_RESULTS[result]}, expected_version=data.get("version"))
-    agreement = current_agreement(case)
-    jc = JudicialConfirmation(case_id=case.id, agreement_id=agreement.id if agreement else None,
-                              applied_on=date.fromisoformat(str(data["applied_on"]).strip())
-                              if not isinstance(data["applied_on"], date) else data["applied_on"],
-                              court=_s(data, "court"), result=result, ruling_number=ruling or None,
-                              decided_on=decided_on, notes=_s(data, "notes") or None, created_by_id=user.id)
+    applied_on = (data["applied_on"] if isinstance(data["applied_on"], date)
+                  else date.fromisoformat(str(data["applied_on"]).strip()))
+    jc = existing or JudicialConfirmation(case_id=case.id, agreement_id=agreement.id if agreement else None,
+                                          created_by_id=user.id)
+    jc.applied_on, jc.court, jc.result = applied_on, _s(data, "court"), result
+    jc.ruling_number = ruling or (existing.ruling_number if existing else None)
+    jc.decided_on = decided_on
+    jc.notes = _s(data, "notes") or (existing.notes if existing else None)
     session.add(jc)
     session.flush()
     return jc
@@ -479,6 +510,66 @@ def archive(user: User, case: Case, data: Optional[dict] = None) -> TimelineEntr
                                errors={"archive": "卷宗不完整，缺少：" + "；".join(missing)})
     return apply_action(user, case, "archive", {"note": _s(data or {}, "note")},
                         expected_version=(data or {}).get("version"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The generic entry points: the case panel's ``/workflow/cases/<n>/actions/<action>`` and the
+# API's ``POST /api/v1/cases/<n>/actions``.  The actions below keep their records in the mediation
+# tables (调解记录, 协议书及履行义务, 终止/撤回记录, 回访, 司法确认); bare ``apply_action`` would close
+# a case with none of them (e.g. an "agreement" of ``terms="x"``), so the pages refuse them and
+# point to the full form, and the API runs them through these services (same required fields).
+
+FULL_FORM_ACTIONS: dict[str, str] = {  # action → the endpoint of its full form
+    "log_session": "mediation.session_form", "agree": "mediation.agreement_form",
+    "terminate": "mediation.terminate", "withdraw": "mediation.withdraw",
+    "follow_up": "mediation.follow_up", "judicial_confirmation": "mediation.confirmation",
+}
+FULL_FORM_PATHS: dict[str, str] = {  # the same forms' paths, for the API's messages
+    "log_session": "session", "agree": "agreement", "terminate": "terminate", "withdraw": "withdraw",
+    "follow_up": "follow-up", "judicial_confirmation": "confirmation",
+}
+
+
+def full_form_actions(user: User, case: Case) -> list[tuple[str, str]]:
+    """(action, endpoint) of the full forms ``user`` may open now on ``case`` (the matrix and the
+    table; the service still checks the rest), in workflow order — the panel's links."""
+    from app.cases import workflow
+    rows = []
+    for name, endpoint in FULL_FORM_ACTIONS.items():
+        if case.status == "archived" or not workflow.transition_allowed(case.status, name):
+            continue
+        if not workflow.role_allowed(user.role, name, case.handling_level):
+            continue
+        if name == "judicial_confirmation" and case.outcome != "success":
+            continue
+        if name in ("agree", "terminate") and case.risk_level == "high" and case.signed_off_at is None:
+            continue  # 高风险 closes only after 签批 (as the panel's own actions)
+        rows.append((name, endpoint))
+    return rows
+
+
+SERVICE_FOR_ACTION = {
+    "log_session": record_session, "invite_department": invite_department, "agree": agree,
+    "terminate": terminate, "withdraw": withdraw, "follow_up": follow_up,
+    "judicial_confirmation": confirm_judicially, "archive": archive,
+}
+
+
+def take_action(user: User, case: Case, action: str, data: Optional[dict] = None,
+                expected_version: Any = None) -> TimelineEntry:
+    """A workflow action from the API: the mediation actions through their services (jurisdiction,
+    then a stale version, then role and state, then every required field), the others through
+    ``apply_action``; returns the newest timeline entry."""
+    service = SERVICE_FOR_ACTION.get(action)
+    if service is None:
+        return apply_action(user, case, action, data, expected_version=expected_version)
+    if not in_jurisdiction(user, case):
+        raise NotFound()
+    lock_case(case)
+    check_version(case, expected_version)
+    service(user, case, {**(data or {}), "version": expected_version})
+    return session.scalars(select(TimelineEntry).where(TimelineEntry.case_id == case.id)
+                           .order_by(TimelineEntry.id.desc()).limit(1)).first()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ def judicial_confirmation_todo(user: User) -> Optional[TodoSection]:
     if not workflow.ACTIONS["judicial_confirmation"].roles.get(user.role):
         return None
     today = today_local()
-    rows = [(c, last) for c, last in confirmations_due(user, today) if (last - today).days <= max(warn_days(), 7)]
+    rows = [r for r in confirmations_due(user, today) if (r[2] - today).days <= max(warn_days(), 7)]
     if not rows:
         return None
     items = [TodoItem(title=f"{c.number} {c.dispute_type}",
                       url=url_for("mediation.confirmation", number=c.number),
-                      detail=f"协议日期 {c.closed_on} · 司法确认申请截止 {last}",
-                      badge=CARD_BADGES[deadline_state(last, today)] or "warning") for c, last in rows[:10]]
+                      detail=f"协议日期 {agreed_on} · 司法确认申请截止 {last}",
+                      badge=CARD_BADGES[deadline_state(last, today)] or "warning") for c, agreed_on, last in rows[:10]]
     return TodoSection("司法确认申请即将到期", items)
 
 

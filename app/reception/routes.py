@@ -8,7 +8,10 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
+from app.cases.models import Case
+from app.cases.queries import scope_cases
 from app.cases.vocab import RECEPTION_HANDLING
 from app.db import session
 from app.errors import ValidationFailed
@@ -29,9 +32,10 @@ def _form() -> ReceptionForm:
 def _page(form: ReceptionForm, errors: dict, status: int = 200):
     filters = ReceptionFilters.from_args(request.args)
     entries, next_before = list_entries(current_user, filters, request.args.get("before", type=int))
-    from app.cases.models import Case
-    case_numbers = {c.id: c.number for c in session.query(Case).filter(
-        Case.id.in_([e.case_id for e in entries if e.case_id]))} if entries else {}
+    # Only the linked cases the user may see get a number and a link (one scoping function).
+    linked = [e.case_id for e in entries if e.case_id]
+    case_numbers = dict(session.execute(scope_cases(current_user, select(Case.id, Case.number))
+                                        .where(Case.id.in_(linked))).all()) if linked else {}
     departments = {int(k): v for k, v in form.department.choices if k}
     return render_template("reception/index.html", form=form, errors=errors, entries=entries,
                            next_before=next_before, filters=filters, args=filters.as_args(),

@@ -23,7 +23,11 @@ Counting decisions (each reproduces the sample county's expected.json exactly):
 - ``high_risk.signed_off_24h_rate``: graded 高 among accepted in P and signed off within 24
   hours of first being graded 高, ÷ graded 高 among accepted in P.
 - visitors / direct answers come from the reception log (``received_on`` in P);
-  ``screening_coverage`` = villages in U with a sweep whose period overlaps P ÷ villages in U.
+  ``screening_coverage`` = active villages in U with a sweep record (零报告 included) whose period
+  overlaps P ÷ active villages in U — counted by ``app.screening.services.coverage``, the same
+  count the screening coverage page shows (the figure links there, with P).
+- by_type / by_source keys are the canonical names (sub-types under their parent), in code-point
+  order so the JSON text is the same on SQLite and PostgreSQL.
 - Rates are percentages rounded half-up to one decimal, ``None`` for a zero denominator.
 """
 from __future__ import annotations
@@ -41,7 +45,7 @@ from app.cases.vocab import MEDIATED_OUTCOMES, RESOLVED_OUTCOMES
 from app.db import session
 from app.orgs.models import OrgUnit
 from app.reception.models import ReceptionEntry
-from app.screening.models import Sweep
+from app.screening.services import coverage
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,53 @@ def _sum(pred: ColumnElement[bool]):
     return func.coalesce(func.sum(case((pred, 1), else_=0)), 0)
 
 
+# Which rows each figure can count.  Every predicate of ``case_predicates`` implies the WHERE
+# of its domain, so a figure summed over its domain's rows equals the figure summed over all
+# cases; but each domain is an index range (registered in P, closed in P, still open at the end
+# of P, flagged in P) instead of the whole history registered before the end of P, which is
+# what one query over ``registered_on <= end`` read (the "naive backlog" trap: it grows with
+# every year the county has been on the system).
+FIGURE_DOMAINS: dict[str, tuple[str, ...]] = {
+    "registered": ("registered", "accepted", "accepted_resolved", "high_risk_accepted",
+                   "high_risk_signed_off_24h"),
+    "closed": ("closed", "resolved", "mediated", "mediation_success", "timely_closed",
+               "resolved_village", "resolved_township_or_below", "handed_up", "followed_up", "rated",
+               "satisfied", "performance_recorded", "performed"),
+    "open_never_closed": ("backlog", "backlog_le30", "backlog_d31_90", "backlog_gt90",
+                          "high_risk_open_at_end"),
+    "closed_after": ("backlog", "backlog_le30", "backlog_d31_90", "backlog_gt90",
+                     "high_risk_open_at_end"),
+    "criminal_turned": ("criminal_turned",),
+    "criminal_prevented": ("criminal_prevented",),
+}
+
+
+def _domain_clauses(p: Period) -> dict[str, ColumnElement[bool]]:
+    """The WHERE of each domain.  The backlog is two disjoint ranges of the ``closed_on``
+    index (never closed; closed after P), so neither reads the cases closed long ago."""
+    return {
+        "registered": Case.registered_on.between(p.start, p.end),
+        "closed": Case.closed_on.between(p.start, p.end),
+        "open_never_closed": and_(Case.closed_on.is_(None), Case.registered_on <= p.end),
+        "closed_after": and_(Case.closed_on > p.end, Case.registered_on <= p.end),
+        "criminal_turned": and_(Case.criminal_turned_on.between(p.start, p.end), Case.registered_on <= p.end),
+        "criminal_prevented": and_(Case.criminal_prevented_on.between(p.start, p.end),
+                                   Case.registered_on <= p.end),
+    }
+
+
 def case_counts(org: OrgUnit, p: Period) -> dict[str, int]:
-    """Every case figure of ``case_predicates`` for ``org`` in ``p``, in one aggregate query."""
+    """Every case figure of ``case_predicates`` for ``org`` in ``p``: one aggregate query per
+    domain (``FIGURE_DOMAINS``), the partial sums of the backlog's two domains added."""
     preds = case_predicates(p)
-    columns = [_sum(pred).label(name) for name, pred in preds.items()]
-    row = session.execute(select(*columns).where(org_clause(org), Case.registered_on <= p.end)).one()
-    return {name: int(getattr(row, name)) for name in preds}
+    domains = _domain_clauses(p)
+    counts = {name: 0 for name in preds}
+    for domain, names in FIGURE_DOMAINS.items():
+        columns = [_sum(preds[name]).label(name) for name in names]
+        row = session.execute(select(*columns).where(org_clause(org), domains[domain])).one()
+        for name in names:
+            counts[name] += int(getattr(row, name))
+    return counts
 
 
 def reception_counts(org: OrgUnit, p: Period) -> dict[str, int]:
@@ -171,13 +216,10 @@ def reception_counts(org: OrgUnit, p: Period) -> dict[str, int]:
 
 
 def screening_coverage(org: OrgUnit, p: Period) -> Optional[float]:
-    villages = select(OrgUnit.id).where(OrgUnit.level == "village", OrgUnit.active,
-                                        org_clause(org, OrgUnit) if org.level != "village" else OrgUnit.id == org.id)
-    total = session.scalar(select(func.count()).select_from(villages.subquery()))
-    covered = session.scalar(select(func.count(func.distinct(Sweep.village_id)))
-                             .where(Sweep.village_id.in_(villages), Sweep.period_start <= p.end,
-                                    Sweep.period_end >= p.start))
-    return rate(covered or 0, total or 0)
+    """排查覆盖率 of ``org`` in ``p``: the one count of ``app.screening.services.coverage`` (the
+    screening coverage page shows the same parts), as a §6 rate."""
+    covered, total = coverage(org, p.start, p.end)
+    return rate(covered, total)
 
 
 def _breakdown(org: OrgUnit, p: Period, column) -> dict[str, dict[str, int]]:
@@ -185,7 +227,10 @@ def _breakdown(org: OrgUnit, p: Period, column) -> dict[str, dict[str, int]]:
     rows = session.execute(
         select(column, _sum(preds["accepted"]), _sum(preds["accepted_resolved"]))
         .where(org_clause(org), preds["registered"]).group_by(column)).all()
-    return {key: {"accepted": int(a), "accepted_resolved": int(r)} for key, a, r in rows if a}
+    # Keys in code-point order (sorted here, not by the database's collation), so the JSON text
+    # is the same on SQLite and PostgreSQL.
+    return {key: {"accepted": int(a), "accepted_resolved": int(r)} for key, a, r in sorted(rows, key=lambda row: row[0])
+            if a}
 
 
 def by_township(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
@@ -208,6 +253,12 @@ def by_township(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
 
 def figures(org: OrgUnit, p: Period, breakdowns: bool = True) -> dict[str, Any]:
     """The §10 report object for ``org`` and ``p`` (without ``ytd``)."""
+    return figures_and_counts(org, p, breakdowns)[0]
+
+
+def figures_and_counts(org: OrgUnit, p: Period, breakdowns: bool = True) -> tuple[dict[str, Any], dict[str, int]]:
+    """``figures`` and the raw ``case_counts`` it was computed from (the report page shows some
+    counts, e.g. resolved at village level, that the §10 object gives only as shares)."""
     c = case_counts(org, p)
     r = reception_counts(org, p)
     out: dict[str, Any] = {
@@ -249,7 +300,7 @@ def figures(org: OrgUnit, p: Period, breakdowns: bool = True) -> dict[str, Any]:
         out["by_type"] = _breakdown(org, p, Case.type_category)
         out["by_source"] = _breakdown(org, p, Case.source)
         out["by_township"] = by_township(org, p)
-    return out
+    return out, c
 
 
 def _strip(report: dict[str, Any]) -> dict[str, Any]:

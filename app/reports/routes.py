@@ -23,7 +23,7 @@ from app.orgs.services import find_by_code
 from app.reception.models import ReceptionEntry
 from app.reports import services
 from app.reports.params import ReportParamError, parse_month, parse_period_dates
-from app.reports.queries import (FIGURE_LABELS, Period, case_counts, drilldown_clause, figures, month_period,
+from app.reports.queries import (FIGURE_LABELS, Period, drilldown_clause, figures, figures_and_counts, month_period,
                                  org_clause, rate)
 from app.templating import today_local
 
@@ -115,14 +115,14 @@ def _orgs_for_picker() -> list[OrgUnit]:
 
 
 def _context(org: OrgUnit, p: Period, ytd_p: Period | None, compare: list) -> dict:
-    report = figures(org, p)
+    report, counts = figures_and_counts(org, p)
     ytd = figures(org, ytd_p, breakdowns=False) if ytd_p else None
     return {"org": org, "period": p, "report": report, "ytd": ytd, "ytd_period": ytd_p, "compare": compare,
-            "townships": services.ranked_townships(org, p) if org.level == "county" else [],
+            "townships": services.ranked_townships(org, p, report["by_township"]) if org.level == "county" else [],
             "orgs": _orgs_for_picker(), "labels": FIGURE_LABELS, "vocab": vocab,
             "by_type_sorted": _sorted(report["by_type"]), "by_source_sorted": _sorted(report["by_source"]),
             "rate_of": lambda v: rate(v["accepted_resolved"], v["accepted"]),
-            "level_counts": case_counts(org, p)}
+            "level_counts": counts}
 
 
 def _sorted(data: dict) -> list:
@@ -241,6 +241,9 @@ def export_xlsx():
     buf = BytesIO()
     wb.save(buf)
     buf.seek(0)
+    from app.audit.services import audit
+    audit("report.export", "org_unit", org.code, {"report": "monthly", "month": f"{year:04d}-{month:02d}"})
+    session.commit()
     return send_file(buf, as_attachment=True, download_name=f"月报表-{org.code}-{year:04d}{month:02d}.xlsx",
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 

@@ -59,9 +59,10 @@ def trend(org: OrgUnit, year: int, month: int, months: int = 12) -> dict[str, An
     }
 
 
-def ranked_townships(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
-    """Townships by 化解率 descending ("—" rates last), then accepted descending, then code."""
-    rows = by_township(org, p)
+def ranked_townships(org: OrgUnit, p: Period, rows: Optional[list[dict[str, Any]]] = None) -> list[dict[str, Any]]:
+    """Townships by 化解率 descending ("—" rates last), then accepted descending, then code.
+    ``rows``: the report's own ``by_township`` when the caller has it (not queried twice)."""
+    rows = by_township(org, p) if rows is None else rows
     return sorted(rows, key=lambda r: (r["resolution_rate"] is None, -(r["resolution_rate"] or 0),
                                        -r["accepted"], r["code"]))
 

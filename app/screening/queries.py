@@ -24,6 +24,12 @@ from app.templating import today_local
 
 RISK_ORDER = {"high": 3, "medium": 2, "low": 1}
 
+# How many rows one early-warning rule puts on the board at most, and how many repeat groups and
+# clusters it reads; when a rule finds more, the board says it shows only the first ones.
+WARNING_RULE_LIMIT = 500
+REPEAT_GROUP_LIMIT = 200
+CLUSTER_LIMIT = 200
+
 
 # ---------------------------------------------------------------- coverage and sweeps
 
@@ -222,16 +228,19 @@ def window_start(today: date, window_days: int) -> date:
     return today - timedelta(days=window_days - 1)
 
 
-def clusters(user: User, today: Optional[date] = None) -> list[Cluster]:
+def clusters(user: User, today: Optional[date] = None, limit: Optional[int] = None) -> list[Cluster]:
     """Village × type pairs with at least ``cluster.threshold`` visible cases registered within
-    the last ``cluster.window_days`` days (today included)."""
+    the last ``cluster.window_days`` days (today included), the biggest first, at most ``limit``
+    (default ``CLUSTER_LIMIT``)."""
     today = today or today_local()
+    limit = CLUSTER_LIMIT if limit is None else limit
     window, threshold = cluster_settings()
     since = window_start(today, window)
     stmt = scope_cases(user, select(Case.village_id, Case.dispute_type, func.count(Case.id))).where(
         Case.registered_on >= since, Case.registered_on <= today).group_by(Case.village_id, Case.dispute_type) \
-        .having(func.count(Case.id) >= threshold).order_by(func.count(Case.id).desc())
-    pairs = session.execute(stmt.limit(200)).all()
+        .having(func.count(Case.id) >= threshold).order_by(func.count(Case.id).desc(), Case.village_id,
+                                                           Case.dispute_type)
+    pairs = session.execute(stmt.limit(limit)).all()
     if not pairs:
         return []
     # The cases and villages of every cluster in two queries (not two per cluster).
@@ -333,30 +342,64 @@ def inactive_days() -> int:
     return int(get_setting("warning.inactive_days") or 14)
 
 
-def warnings(user: User, today: Optional[date] = None) -> tuple[list[WarningRow], list[Cluster]]:
+@dataclass
+class WarningBoard:
+    """The early-warning board: its rows, the clusters over the threshold, and the rules that
+    found more than they may show (rule code → the number shown, "仅显示前 N 条")."""
+    rows: list[WarningRow]
+    clusters: list[Cluster]
+    cut: dict[str, int] = field(default_factory=dict)
+
+
+# Rule codes in the order the board explains them.
+WARNING_RULES = ("risk", "overdue", "not_performed", "repeat", "cluster", "inactive")
+
+
+def warning_board(user: User, today: Optional[date] = None) -> WarningBoard:
     """The early-warning board (预警): visible cases on it with every reason, and the clusters
     over the threshold.  Rules: open 高/中 risk; overdue (open, deadline passed); open with a
     repeat party; agreement not performed; in a cluster; open 高 without a timeline entry in
-    ``warning.inactive_days`` days."""
+    ``warning.inactive_days`` days.  Each case rule reads at most ``WARNING_RULE_LIMIT`` cases,
+    the most pressing first (高 before 中, the longest overdue, the oldest); repeat parties at
+    most ``REPEAT_GROUP_LIMIT`` groups and clusters at most ``CLUSTER_LIMIT``: a rule that found
+    more is listed in ``cut``."""
     today = today or today_local()
     rows: dict[int, WarningRow] = {}
+    cut: dict[str, int] = {}
 
     def add(case: Case, code: str, reason: str) -> None:
         rows.setdefault(case.id, WarningRow(case)).reasons.append((code, reason))
 
+    def capped(code: str, stmt, limit: int) -> list:
+        found = list(session.scalars(stmt.limit(limit + 1)))
+        if len(found) > limit:
+            cut[code] = limit
+        return found[:limit]
+
+    limit = WARNING_RULE_LIMIT
     open_ = Case.status.in_(OPEN_STATUSES)
-    for c in session.scalars(scope_cases(user).where(open_, Case.risk_level.in_(("high", "medium"))).limit(500)):
+    high_first = sql_case((Case.risk_level == "high", 0), else_=1)
+    for c in capped("risk", scope_cases(user).where(open_, Case.risk_level.in_(("high", "medium")))
+                    .order_by(high_first, Case.registered_on, Case.id), limit):
         add(c, "risk", "未办结的高风险纠纷" if c.risk_level == "high" else "未办结的中风险纠纷")
-    for c in session.scalars(scope_cases(user).where(open_, Case.deadline_on < today).limit(500)):
+    for c in capped("overdue", scope_cases(user).where(open_, Case.deadline_on < today)
+                    .order_by(Case.deadline_on, Case.id), limit):
         add(c, "overdue", f"已超过办理期限 {(today - c.deadline_on).days} 天（期限 {c.deadline_on.isoformat()}）")
-    for c in session.scalars(scope_cases(user).where(Case.performance == "not_performed").limit(500)):
+    for c in capped("not_performed", scope_cases(user).where(Case.performance == "not_performed")
+                    .order_by(Case.closed_on.desc(), Case.id.desc()), limit):
         add(c, "not_performed", "调解协议未履行")
-    for group in repeat_groups(user, limit=200):
+    groups = repeat_groups(user, limit=REPEAT_GROUP_LIMIT + 1)
+    if len(groups) > REPEAT_GROUP_LIMIT:
+        cut["repeat"] = REPEAT_GROUP_LIMIT
+    for group in groups[:REPEAT_GROUP_LIMIT]:
         for c in group.cases:
             if c.is_open:
                 add(c, "repeat", f"当事人{group.name}重复出现（{group.basis_label}，共{len(group.cases)}件）")
     window, threshold = cluster_settings()
-    found_clusters = clusters(user, today)
+    found_clusters = clusters(user, today, limit=CLUSTER_LIMIT + 1)
+    if len(found_clusters) > CLUSTER_LIMIT:
+        cut["cluster"] = CLUSTER_LIMIT
+    found_clusters = found_clusters[:CLUSTER_LIMIT]
     for cl in found_clusters:
         for c in cl.cases:
             if c.is_open:
@@ -364,8 +407,8 @@ def warnings(user: User, today: Optional[date] = None) -> tuple[list[WarningRow]
     days = inactive_days()
     cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time())
     recent = select(TimelineEntry.case_id).where(TimelineEntry.at >= cutoff)
-    for c in session.scalars(scope_cases(user).where(open_, Case.risk_level == "high",
-                                                     Case.id.not_in(recent)).limit(500)):
+    for c in capped("inactive", scope_cases(user).where(open_, Case.risk_level == "high", Case.id.not_in(recent))
+                    .order_by(Case.registered_on, Case.id), limit):
         add(c, "inactive", f"高风险纠纷 {days} 天内无任何办理记录")
     ordered = sorted(rows.values(), key=lambda r: (-RISK_ORDER.get(r.case.risk_level or "", 0),
                                                    -len(r.reasons), r.case.registered_on))
@@ -373,7 +416,13 @@ def warnings(user: User, today: Optional[date] = None) -> tuple[list[WarningRow]
         # One reason per rule and case, even when several repeat groups match.
         seen: set[str] = set()
         r.reasons = [x for x in r.reasons if not (x[1] in seen or seen.add(x[1]))]
-    return ordered, found_clusters
+    return WarningBoard(ordered, found_clusters, {code: cut[code] for code in WARNING_RULES if code in cut})
+
+
+def warnings(user: User, today: Optional[date] = None) -> tuple[list[WarningRow], list[Cluster]]:
+    """The board's rows and clusters (``warning_board`` without what was cut off)."""
+    board = warning_board(user, today)
+    return board.rows, board.clusters
 
 
 def unreported_villages(user: User, today: Optional[date] = None) -> tuple[list[OrgUnit], tuple[date, date]]:

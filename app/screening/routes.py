@@ -14,6 +14,7 @@ from app.cases.queries import get_visible_case
 from app.db import session
 from app.errors import NotFound, ValidationFailed
 from app.orgs.models import OrgUnit
+from app.reports.queries import rate
 from app.screening import queries
 from app.screening import todos  # noqa: F401  (registers the to-do provider)
 from app.screening.forms import CriminalFlagForm, SweepForm, finding_rows
@@ -58,8 +59,22 @@ def _org_from_args() -> OrgUnit:
 
 
 def _period_from_args() -> tuple[date, date]:
+    """``?period=DAY``: the screening period containing DAY (default: today's); ``?period=FROM/TO``:
+    any inclusive date range, as the report page's 排查覆盖率 links here with its own period."""
+    value = (request.args.get("period") or "").strip()
+    if "/" in value:
+        first, _sep, last = value.partition("/")
+        try:
+            start, end = date.fromisoformat(first.strip()), date.fromisoformat(last.strip())
+        except ValueError:
+            message = _("统计区间格式应为 年-月-日/年-月-日。")
+            raise ValidationFailed(message, errors={"period": message})
+        if start > end:
+            message = _("统计区间的开始日期不能晚于结束日期。")
+            raise ValidationFailed(message, errors={"period": message})
+        return start, end
     try:
-        day = date.fromisoformat(request.args.get("period", ""))
+        day = date.fromisoformat(value)
     except ValueError:
         day = today_local()
     return period_of(day)
@@ -71,11 +86,11 @@ def index():
     org = _org_from_args()
     start, end = _period_from_args()
     table = queries.coverage_table(org, start, end)
-    covered, total = coverage(org, start, end)
+    covered, total = coverage(org, start, end)  # the report's 排查覆盖率 counts the same (§6)
     townships = list(session.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == org.id)
                                      .order_by(OrgUnit.code))) if org.level == "county" else []
     return render_template("screening/index.html", org=org, home=home_org(current_user), start=start, end=end,
-                           table=table, covered=covered, total=total, townships=townships,
+                           table=table, covered=covered, total=total, townships=townships, rate_of=rate,
                            periods=previous_periods(today_local(), 12), sweeps=queries.recent_sweeps(org, 30))
 
 
@@ -139,27 +154,51 @@ def repeats():
                            clusters=queries.clusters(current_user), window=window, threshold=threshold)
 
 
+# The periods the hot-spot page offers: the N months ending with the chosen month.
+HOT_SPOT_MONTHS = (3, 6, 12, 24, 36)
+
+
+def _hot_spot_window() -> tuple[int, date]:
+    """``?months=N`` (one of ``HOT_SPOT_MONTHS``, default 12) and ``?end=YYYY-MM`` (default this
+    month); bad values are a clear 422, not a silent default."""
+    months = (request.args.get("months") or "12").strip()
+    if not months.isdigit() or int(months) not in HOT_SPOT_MONTHS:
+        message = _("统计月数应为 %(choices)s 之一。", choices="、".join(str(n) for n in HOT_SPOT_MONTHS))
+        raise ValidationFailed(message, errors={"months": message})
+    end = today_local()
+    value = (request.args.get("end") or "").strip()
+    if value:
+        try:
+            end = date.fromisoformat(value + "-01")
+        except ValueError:
+            message = _("截止月份格式应为 年-月（如 2026-06）。")
+            raise ValidationFailed(message, errors={"end": message})
+    return int(months), end
+
+
 def _hot_spot_args():
     org = _org_from_args()
     if org.level == "village":
         org = session.get(OrgUnit, org.township_id)
-    return org, queries.hot_spots(current_user, org)
+    months, end = _hot_spot_window()
+    return org, queries.hot_spots(current_user, org, end=end, months=months), months, end
 
 
 @bp.get("/hotspots")
 def hotspots():
     _require("screening.view")
-    org, data = _hot_spot_args()
+    org, data, months, end = _hot_spot_args()
     townships = list(session.scalars(select(OrgUnit).where(
         OrgUnit.level == "township", OrgUnit.county_id == (org.county_id or org.id)).order_by(OrgUnit.code))) \
         if home_org(current_user).level == "county" else []
-    return render_template("screening/hotspots.html", org=org, data=data, townships=townships)
+    return render_template("screening/hotspots.html", org=org, data=data, townships=townships, months=months,
+                           month_choices=HOT_SPOT_MONTHS, end_month=f"{end.year:04d}-{end.month:02d}")
 
 
 @bp.get("/hotspots.json")
 def hotspots_json():
     _require("screening.view")
-    org, data = _hot_spot_args()
+    org, data, _months, _end = _hot_spot_args()
     return jsonify({"org": {"code": org.code, "name": org.name}, "months": data.months,
                     "series": [{"name": t, "data": counts} for t, counts in data.by_type_month.items()]})
 
@@ -167,8 +206,8 @@ def hotspots_json():
 @bp.get("/warnings")
 def warnings():
     _require("screening.view")
-    rows, clusters = queries.warnings(current_user)
-    return render_template("screening/warnings.html", rows=rows, clusters=clusters,
+    board = queries.warning_board(current_user)
+    return render_template("screening/warnings.html", rows=board.rows, clusters=board.clusters, cut=board.cut,
                            inactive_days=queries.inactive_days(), today=today_local())
 
 

@@ -13,7 +13,7 @@ from app.cases.queries import scope_cases
 from app.db import session
 from app.settings.models import CalendarDay
 from app.templating import today_local
-from app.workflow.deadlines import deadline_state
+from app.workflow.deadlines import deadline_state, sign_off_hours
 
 ORDER_STATES = {"open": "办理中", "overdue": "已逾期", "answered": "已答复"}
 
@@ -47,20 +47,22 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def high_risk_board(user: User) -> list[dict[str, Any]]:
     """Every open 高 case in the user's jurisdiction with its sign-off status, age (days since
-    first graded 高) and last activity; the unsigned first, then the oldest."""
+    first graded 高) and last activity; the unsigned first, then the oldest.  ``late``: not signed
+    off within ``deadline.sign_off_hours`` of being graded 高."""
     cases = list(session.scalars(scope_cases(user).where(Case.risk_level == "high",
                                                          Case.status.in_(workflow.OPEN))))
     last_sign = dict(session.execute(select(SignOff.case_id, func.max(SignOff.signed_at))
                                      .where(SignOff.case_id.in_([c.id for c in cases]))
                                      .group_by(SignOff.case_id)).all()) if cases else {}
     now = datetime.now(timezone.utc)
+    limit = sign_off_hours() * 3600
     rows = []
     for c in cases:
         since = _aware(c.high_risk_at) or _aware(c.registered_at)
         signed = _aware(c.signed_off_at)
         rows.append({"case": c, "age_days": (now - since).days if since else None,
                      "signed": signed is not None,
-                     "late": signed is None and since is not None and (now - since).total_seconds() > 24 * 3600,
+                     "late": signed is None and since is not None and (now - since).total_seconds() > limit,
                      "last_activity": _aware(c.last_activity_at) or _aware(c.updated_at),
                      "last_sign_off": last_sign.get(c.id)})
     rows.sort(key=lambda r: (r["signed"], -(r["age_days"] or 0)))

@@ -17,7 +17,7 @@ from app.db import session
 from app.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from app.settings.models import CalendarDay
 from app.settings.services import active_types
-from app.workflow import queries
+from app.workflow import deadlines, queries
 from app.workflow import routing as routing_rules
 from app.workflow import todos  # noqa: F401  (registers the 我的待办 providers)
 from app.workflow.forms import CalendarDayForm
@@ -31,7 +31,10 @@ MULTI_FIELDS = ("co_mediators", "factors", "members", "departments")
 @bp.app_context_processor
 def _panel_helpers():
     return {"workflow_panel_context": panel_context,
-            "workflow_action_labels": {n: a.label for n, a in workflow.ACTIONS.items()}}
+            "workflow_action_labels": {n: a.label for n, a in workflow.ACTIONS.items()},
+            # the case list's 黄牌/红牌/已中止 badges (the case page's rule, no query per row)
+            "case_deadline_state": deadlines.case_deadline_state, "deadline_warn_days": deadlines.warn_days,
+            "deadline_card_labels": deadlines.CARD_LABELS, "deadline_card_badges": deadlines.CARD_BADGES}
 
 
 def _require(capability: str) -> None:
@@ -63,6 +66,13 @@ def case_page(number):
 def act(number, action):
     case = get_visible_case(current_user, number)
     back = _safe_next(todos.case_url(number))
+    from app.mediation.services import FULL_FORM_ACTIONS
+    if action in FULL_FORM_ACTIONS:
+        # Sessions, close-outs, follow-ups and 司法确认 keep their records (and required fields) in
+        # the mediation forms: never a bare action from here; nothing is changed.
+        flash(_("「%(label)s」须通过完整表单办理（必填项将逐项检查），请在下面的表单中填写。",
+                label=_(workflow.ACTIONS[action].label)), "warning")
+        return redirect(url_for(FULL_FORM_ACTIONS[action], number=number))
     try:
         # The panel's forms carry the case version: a second person acting on the same case at
         # once gets the 409 conflict page (StaleRecord propagates), never a double action.
@@ -93,7 +103,8 @@ def sign_off_queue():
 @bp.get("/high-risk")
 def high_risk_board():
     _require("high_risk_board")
-    return render_template("workflow/high_risk_board.html", rows=queries.high_risk_board(current_user))
+    return render_template("workflow/high_risk_board.html", rows=queries.high_risk_board(current_user),
+                           sign_off_hours=deadlines.sign_off_hours())
 
 
 @bp.get("/supervision")
@@ -108,25 +119,64 @@ def supervision_index():
                            org_names=queries.org_names(o.responsible_org_id for _, o in rows))
 
 
+CALENDAR_YEARS = range(1900, 3000)  # a year outside is a typo (and date() fails past 9999)
+
+
+def _calendar_page(form, year: int, status: int = 200):
+    return render_template("workflow/calendar.html", form=form, year=year,
+                           days=queries.calendar_days(year)), status
+
+
 @bp.route("/calendar", methods=["GET", "POST"])
 def calendar():
     _require("admin")
+    from app.audit.services import audit
     form = CalendarDayForm()
+    this_year = date.today().year
+    raw_year = request.args.get("year")
+    year = this_year
+    if raw_year:
+        try:
+            year = int(raw_year)
+        except ValueError:
+            year = None
+        if year not in CALENDAR_YEARS:
+            flash(_("年份无效，请填写 1900 至 2999 之间的年份。"), "danger")
+            return _calendar_page(form, this_year, 400)
     if request.method == "POST" and request.form.get("delete"):
-        session.execute(delete(CalendarDay).where(CalendarDay.day == date.fromisoformat(request.form["delete"])))
+        try:
+            day = date.fromisoformat(request.form["delete"].strip())
+        except ValueError:
+            flash(_("要删除的日期无效。"), "danger")
+            return _calendar_page(form, year, 400)
+        row = session.get(CalendarDay, day)
+        if row is None:
+            flash(_("日历中没有该日期。"), "warning")
+            return redirect(url_for("workflow.calendar", year=day.year))
+        audit("calendar.delete", "calendar_day", day.isoformat(),
+              {"working_day": row.is_working_day, "name": row.name})
+        session.execute(delete(CalendarDay).where(CalendarDay.day == day))
         session.commit()
         flash(_("已删除。"), "success")
-        return redirect(url_for("workflow.calendar", year=request.args.get("year")))
+        return redirect(url_for("workflow.calendar", year=day.year))
     if form.validate_on_submit():
-        row = session.get(CalendarDay, form.day.data) or CalendarDay(day=form.day.data)
+        if form.day.data.year not in CALENDAR_YEARS:
+            form.day.errors = list(form.day.errors) + [_("年份无效，请填写 1900 至 2999 之间的年份。")]
+            return _calendar_page(form, year, 422)
+        row = session.get(CalendarDay, form.day.data)
+        before = None if row is None else {"working_day": row.is_working_day, "name": row.name}
+        row = row or CalendarDay(day=form.day.data)
         row.is_working_day = form.kind.data == "working"
         row.name = form.name.data or None
         session.add(row)
+        audit("calendar.save", "calendar_day", form.day.data.isoformat(),
+              {"before": before, "working_day": row.is_working_day, "name": row.name})
         session.commit()
         flash(_("已保存。"), "success")
         return redirect(url_for("workflow.calendar", year=form.day.data.year))
-    year = request.args.get("year", type=int) or date.today().year
-    return render_template("workflow/calendar.html", form=form, year=year, days=queries.calendar_days(year))
+    if request.method == "POST":
+        return _calendar_page(form, year, 422)
+    return _calendar_page(form, year)
 
 
 @bp.route("/routing", methods=["GET", "POST"])
@@ -134,8 +184,13 @@ def routing():
     _require("admin")
     types = active_types()
     if request.method == "POST":
-        routing_rules.save_routing({t.name: request.form.get(f"type_{t.id}", "").strip() for t in types},
-                                   request.form.get("version"))
+        from app.audit.services import audit
+        before = routing_rules.routing_table()
+        submitted = {t.name: request.form.get(f"type_{t.id}", "").strip() for t in types}
+        routing_rules.save_routing(submitted, request.form.get("version"))
+        changed = {k: {"from": before.get(k) or None, "to": v or None} for k, v in submitted.items()
+                   if (before.get(k) or "") != v}
+        audit("settings.routing", "setting", "routing", {"changes": changed})
         session.commit()
         flash(_("分流建议已保存。"), "success")
         return redirect(url_for("workflow.routing"))

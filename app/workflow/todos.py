@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from flask import current_app, url_for
+from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -74,7 +75,7 @@ def escalation_todo(user: User) -> Optional[TodoSection]:
 
 
 def sign_off_todo(user: User) -> Optional[TodoSection]:
-    """High-risk cases not yet signed off (24 h)."""
+    """High-risk cases not yet signed off (within ``deadline.sign_off_hours``)."""
     levels = _levels_for(user, "sign_off")
     if not levels:
         return None
@@ -100,6 +101,41 @@ def department_todo(user: User) -> Optional[TodoSection]:
                       detail=f"{'转办' if t.kind == 'transfer' else '邀请联调'} · 期限 {t.due_on}",
                       badge=CARD_BADGES[deadline_state(t.due_on, today)]) for c, t in rows]
     return TodoSection("待反馈的转办/联调", items, more_url=url_for("workflow.department_queue"))
+
+
+def _supervising_levels(user: User, action: str) -> set[str]:
+    """The handling levels whose items ``user`` follows: their centre's own (``action``'s levels),
+    and for the supervising level the levels below (the county supervisor every level, the
+    township director the villages of the township; ``scope_cases`` keeps it to their area)."""
+    levels = _levels_for(user, action)
+    if user.role == "county_supervisor":
+        levels = set(workflow.LEVEL_ORDER)
+    elif user.role == "township_director":
+        levels = levels | {"village"}
+    return levels
+
+
+def overdue_transfer_todo(user: User) -> Optional[TodoSection]:
+    """Department transfers past their due day with no answer: for the centre that transferred
+    (the case's handling level) and for the supervising level (PRODUCT.md §4 "overdue items
+    appear in the to-do lists of the people responsible and of the supervising level")."""
+    levels = _supervising_levels(user, "transfer")
+    if not levels:
+        return None
+    today = today_local()
+    rows = session.execute(scope_cases(user, select(Case, DepartmentTask).join(
+        DepartmentTask, DepartmentTask.case_id == Case.id))
+        .where(DepartmentTask.kind == "transfer", DepartmentTask.answered_at.is_(None),
+               DepartmentTask.due_on < today, Case.handling_level.in_(levels))
+        .options(joinedload(DepartmentTask.department))
+        .order_by(DepartmentTask.due_on, DepartmentTask.id).limit(LIMIT)).all()
+    if not rows:
+        return None
+    items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number),
+                      detail=_("%(department)s · 期限 %(due)s · 逾期 %(days)s 天", department=t.department.name,
+                               due=t.due_on, days=(today - t.due_on).days),
+                      badge=CARD_BADGES["overdue"]) for c, t in rows]
+    return TodoSection(_("转办逾期未反馈"), items)
 
 
 def supervision_todo(user: User) -> Optional[TodoSection]:
@@ -154,8 +190,8 @@ def follow_up_todo(user: User) -> Optional[TodoSection]:
                     lambda c: CARD_BADGES[deadline_state(c.follow_up_due_on, today)], action="follow_up")
 
 
-PROVIDERS = [triage_todo, escalation_todo, sign_off_todo, department_todo, supervision_todo,
-             deadline_todo, follow_up_todo]
+PROVIDERS = [triage_todo, escalation_todo, sign_off_todo, department_todo, overdue_transfer_todo,
+             supervision_todo, deadline_todo, follow_up_todo]
 for _provider in PROVIDERS:
     if _provider not in TODO_PROVIDERS:
         TODO_PROVIDERS.append(_provider)
