@@ -192,3 +192,24 @@ def test_formula_escaping_round_trips(runner, db, tmp_path):
     fresh = import_ledger(open(out, "rb"), "out.xlsx")
     assert fresh.ok and fresh.created == 1, fresh.problems
     assert db.scalar(select(func.count()).select_from(Case).where(Case.summary == "=1+1 双方各执一词")) == 2
+
+
+def test_imported_case_last_activity_is_the_ledgers_last_date(db):
+    """Not the moment of the import: the high-risk board and the early warnings judge "no recent
+    activity" by it."""
+    from datetime import datetime, timezone
+
+    from app.cases.models import Case
+    from app.ledger.importer import import_ledger
+    from tests.ledger_helpers import good_row, workbook
+    report = import_ledger(workbook([good_row(**{"编号": "LA-1", "登记日期": "2026-03-02", "结案日期": "2026-03-20"}),
+                                     good_row(**{"编号": "LA-2", "登记日期": "2026-04-07", "办理结果": "",
+                                                 "结案日期": ""})]), filename="la.xlsx")
+    assert report.ok, report.problems
+    closed = db.scalar(select(Case).where(Case.external_number == "LA-1"))
+    open_ = db.scalar(select(Case).where(Case.external_number == "LA-2"))
+
+    def utc(value):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    assert utc(closed.last_activity_at) == datetime(2026, 3, 20, 4, tzinfo=timezone.utc)  # 12:00 in Shanghai
+    assert utc(open_.last_activity_at) == datetime(2026, 4, 7, 1, tzinfo=timezone.utc)  # 09:00 in Shanghai

@@ -3,8 +3,8 @@
 Every list and report page (the GET routes of the URL map that render lists or reports) is
 requested with few rows in the database, then again after many more rows of every kind were
 added (cases with parties, timeline entries, tasks, orders, sessions, follow-ups; reception
-entries, sweeps, audit entries, users, roster members, org units); the statements per request
-are counted with the engine's ``before_cursor_execute`` event and must be the same.  The case
+entries, sweeps and one sweep's findings, audit entries, users, roster members, org units,
+calendar days, dispute types); the statements per request are counted with the engine's ``before_cursor_execute`` event and must be the same.  The case
 pages are measured the same way with 3 and 40 parties, timeline entries, sessions and so on."""
 from __future__ import annotations
 
@@ -13,24 +13,28 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from app import db as app_db
 from app.accounts.models import User
 from app.audit.models import AuditLog
+from app.cases.queries import encode_cursor
 from app.cases.models import (Attachment, Case, DepartmentTask, FollowUp, Party, RiskGrading, SupervisionOrder,
                               TimelineEntry)
 from app.mediation.models import Agreement, MediationSession, Obligation, RosterMember, SessionParticipant
 from app.orgs.models import OrgUnit
 from app.reception.models import ReceptionEntry
 from app.screening.models import Sweep, SweepFinding
+from app.settings.models import CalendarDay, DisputeType
 from app.templating import today_local
 from tests.intake_helpers import api_token, login
 from tests.workflow_factories import LIAISON_DEPT, org, user
 
 VILLAGE, VILLAGE_2, TOWNSHIP = "429960002001", "429960002002", "429960002"
+BIG_SWEEP_HOUSEHOLDS = 999  # marks the one sweep every ``populate`` adds findings to
 
 
 @contextmanager
@@ -115,6 +119,15 @@ def populate(start: int, n: int) -> None:
     today = today_local()
     v1, v2, township = org(VILLAGE), org(VILLAGE_2), org(TOWNSHIP)
     mediator, admin = user("township_mediator"), user("admin")
+    big_sweep = s.scalar(select(Sweep).where(Sweep.households_visited == BIG_SWEEP_HOUSEHOLDS))
+    if big_sweep is None:
+        big_sweep = Sweep(village_id=v1.id, township_id=v1.township_id, county_id=v1.county_id,
+                          period_start=today - timedelta(days=30), period_end=today, swept_on=today,
+                          nil_report=False, households_visited=BIG_SWEEP_HOUSEHOLDS,
+                          filed_by_id=user("village_mediator").id)
+        s.add(big_sweep)
+        s.flush()
+    parent_type = s.scalar(select(DisputeType).where(DisputeType.parent_id.is_(None)).order_by(DisputeType.id))
     for i in range(start, start + n):
         village = v1 if i % 2 == 0 else v2
         open_case = add_case(i, village)
@@ -125,7 +138,8 @@ def populate(start: int, n: int) -> None:
                           registered_on=closed_on - timedelta(days=3), risk_level=None, high_risk_at=None,
                           handling_level="village" if i % 2 else "township")
         add_case_details(closed, 1, i)
-        s.add(add_case(i, village, status="pending_triage", handling_level="village", risk_level=None))
+        pending = add_case(i, village, status="pending_triage", handling_level="village", risk_level=None)
+        s.add(SweepFinding(sweep_id=big_sweep.id, case_id=pending.id))  # the sweep page lists them
         s.add(ReceptionEntry(centre_id=township.id, county_id=township.county_id, township_id=township.id,
                              village_id=village.id, received_on=today - timedelta(days=i % 10),
                              visitor_names=f"来访人{i}", headcount=1 + i % 3, phone=f"1390000{i:04d}",
@@ -147,6 +161,10 @@ def populate(start: int, n: int) -> None:
         s.add(RosterMember(org_id=village.id, kind="wulao", name=f"五老{i}", specialty="邻里", phone="13700000000"))
         s.add(OrgUnit(code=f"{VILLAGE}{90 - i % 90:02d}{i:03d}", name=f"测试网格{i}", level="grid",
                       parent_id=v1.id, county_id=v1.county_id, township_id=v1.township_id))
+        s.merge(CalendarDay(day=today.replace(month=1, day=1) + timedelta(days=i), is_working_day=i % 2 == 0,
+                            name=f"测试假日{i}"))  # the calendar page lists this year's days
+        s.add(DisputeType(name=f"测试类型{i}", parent_id=parent_type.id if parent_type and i % 2 else None,
+                          position=100 + i))  # the routing and settings pages list every type
     s.flush()
 
 
@@ -162,6 +180,9 @@ def pages() -> list[tuple[str, str]]:
     today = today_local()
     month, first = _month(), today.replace(day=1).isoformat()
     dr = f"from={first}&to={today.isoformat()}"
+    sweep_id = app_db.session.scalar(select(Sweep.id).where(Sweep.households_visited == BIG_SWEEP_HOUSEHOLDS))
+    # a keyset page of the ledger: the cases registered before yesterday (more of them later)
+    cursor = encode_cursor("-registered", today - timedelta(days=1), 10**9)
     return [
         ("township_mediator", "/"),
         ("village_mediator", "/"),
@@ -172,7 +193,8 @@ def pages() -> list[tuple[str, str]]:
         ("grid_worker", "/"),
         ("township_director", "/cases/"),
         ("township_director", "/cases/?status=in_mediation&risk=high&sort=deadline"),
-        ("county_supervisor", "/cases/?q=排水沟"),
+        ("county_supervisor", "/cases/?q=排水沟"),  # answers 302 to the sealed-token URL: measured there
+        ("township_director", f"/cases/?cursor={cursor}"),
         ("county_supervisor", f"/cases/?township={TOWNSHIP}&type=邻里&source=群众来访"),
         ("township_director", "/cases/export.xlsx?status=in_mediation"),
         ("township_director", "/reception/"),
@@ -195,9 +217,16 @@ def pages() -> list[tuple[str, str]]:
         ("admin", "/admin/audit/?action=case.view"),
         ("admin", "/admin/users"),
         ("admin", "/admin/orgs/"),
+        ("admin", "/admin/settings"),
+        ("admin", "/workflow/calendar"),
+        ("admin", "/workflow/routing"),
+        ("township_director", f"/screening/sweeps/{sweep_id}"),
+        ("village_mediator", f"/screening/sweeps/{sweep_id}"),
         ("county_supervisor", f"/reports/monthly?org=429960&month={month}"),
         ("county_supervisor", f"/reports/monthly?org={TOWNSHIP}&month={month}"),
         ("county_supervisor", f"/reports/period?org=429960&{dr}"),
+        ("county_supervisor", f"/reports/period?org=429960&year={today.year}"),
+        ("county_supervisor", f"/reports/period?org={TOWNSHIP}&year={today.year}"),
         ("county_supervisor", f"/reports/trend.json?org=429960&month={month}"),
         ("county_supervisor", f"/reports/cases?org=429960&figure=registered&{dr}"),
         ("county_supervisor", f"/reports/cases?org=429960&figure=backlog&{dr}"),
@@ -220,17 +249,23 @@ def measure(app, client, auth, targets) -> dict[tuple[str, str], int]:
         resp = login(auth, username)
         assert resp.status_code in (302, 303), (username, resp.status_code)
         headers = {"Authorization": f"Bearer {api_token(username)}"}
-        for path in paths:
+        for listed in paths:
+            path = listed
             h = headers if path.startswith("/api/") else {}
             resp = client.get(path, headers=h)  # warm: per-process caches (settings, vocabularies)
+            if resp.status_code in (302, 303) and path.startswith("/cases/?"):
+                # a search with ?q= moves to its sealed-token URL (``?s=``) once: count the page itself
+                loc = urlsplit(resp.headers["Location"])
+                path = loc.path + ("?" + loc.query if loc.query else "")
+                resp = client.get(path, headers=h)
             assert resp.status_code == 200, (username, path, resp.status_code)
             gc.collect()  # unreferenced ORM objects leave the identity map now, not at random
             with count_queries(app) as seen:
                 resp = client.get(path, headers=h)
             assert resp.status_code == 200
-            out[(username, path)] = len(seen)
-            out[(username, path, "sql")] = list(seen)
-            out[(username, path, "size")] = len(resp.data)
+            out[(username, listed)] = len(seen)
+            out[(username, listed, "sql")] = list(seen)
+            out[(username, listed, "size")] = len(resp.data)
     return out
 
 

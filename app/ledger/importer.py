@@ -640,8 +640,14 @@ def _insert_cases(rows, lk, filename, deadline_for, user) -> None:
     for case_id, row in zip(ids, rows):
         values = _case_values(row, deadline_for)
         registered_at = datetime.combine(row["registered_on"], time(9), tzinfo=SHANGHAI).astimezone(timezone.utc)
+        # the last work the ledger knows of (not the import itself, which the timeline records):
+        # the high-risk board and the early warnings judge "no recent activity" by it
+        worked = [registered_at, values["closed_at"]] + (
+            [datetime.combine(row["followed_up_on"], time(12), tzinfo=SHANGHAI).astimezone(timezone.utc)]
+            if row["followed_up_on"] else [])
         cases.append(dict(values, id=case_id, number=next(numbers[row["registered_on"].year]),
                           external_number=row["external"], registered_at=registered_at,
+                          last_activity_at=max(w for w in worked if w is not None),
                           registered_by_id=getattr(user, "id", None), deadline_extended=False,
                           recurrence_count=0, version=1, updated_at=now))
         for p in row["parties"]:
