@@ -1,7 +1,7 @@
 """Plain factories for the mediation tests."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from app.cases.models import Party
 from app.db import session

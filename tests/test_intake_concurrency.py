@@ -49,7 +49,7 @@ def test_concurrent_registrations_get_unique_consecutive_numbers(app, committed_
                 case = register_case(user, intake_body(summary=f"并发登记{i}"))
                 app_db.session.commit()
                 numbers.append(case.number)
-            except Exception as exc:  # pragma: no cover - reported below
+            except Exception:  # pragma: no cover - reported below
                 app_db.session.rollback()
                 import traceback; failures.append(traceback.format_exc())
 

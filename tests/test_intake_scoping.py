@@ -14,7 +14,7 @@ from app.orgs.services import add_unit
 from app.templating import today_local
 from tests.helpers import csrf_token
 from tests.intake_helpers import (DEMO_TOWNSHIP, OTHER_TOWNSHIP_VILLAGE, OTHER_VILLAGE_SAME_TOWNSHIP, api_token,
-                                  login, make_case, org, user, valid_id)
+                                  login, make_case, org, valid_id)
 
 ROLES = ["admin", "county_supervisor", "county_leader", "township_director", "township_secretary",
          "township_mediator", "village_mediator", "grid_worker", "dept_liaison"]

@@ -96,3 +96,31 @@ def test_template_dropdown_contents_only_active_types(client, auth, db):
     assert sources == db.scalars(select(CaseSource.name).where(CaseSource.active.is_(True))
                                  .order_by(CaseSource.position)).all() and "群众来访" in sources
     assert _dropdown_values(wb, wb["来访登记"], "处理方式") == ["直接答复", "登记为纠纷", "转办", "引导"]
+
+
+def test_preview_waits_on_the_shared_upload_path_and_is_audited_once(app, client, auth, db):
+    """The previewed file lies under UPLOAD_DIR (shared by every app host), is removed by the
+    confirm, and a preview left unconfirmed for a day is removed by the next upload."""
+    import os
+    import re
+    import time
+    from pathlib import Path
+
+    from sqlalchemy import func
+
+    from app.audit.models import AuditLog
+    previews = Path(app.config["UPLOAD_DIR"]) / "ledger_previews"
+    previews.mkdir(parents=True, exist_ok=True)
+    stale = previews / ("0" * 32 + ".xlsx")
+    stale.write_bytes(b"old")
+    os.utime(stale, (time.time() - 25 * 3600,) * 2)
+    auth.login("township_director")
+    html = _upload(client, workbook([good_row(编号="WEB-2")]).getvalue()).get_data(as_text=True)
+    token = (re.search(r'name="token"[^>]*value="([^"]+)"', html)
+             or re.search(r'value="([^"]+)"[^>]*name="token"', html)).group(1)
+    assert (previews / f"{token}.xlsx").is_file() and not stale.exists()
+    before = db.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "ledger.import"))
+    ok = client.post("/ledger/confirm", data={"token": token, "csrf_token": csrf_token(client, "/ledger/")})
+    assert ok.status_code == 302 and not (previews / f"{token}.xlsx").exists()
+    after = db.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "ledger.import"))
+    assert after == before + 1

@@ -54,7 +54,7 @@ def test_grid_worker_has_no_reports_and_outside_org_is_403(client, auth):
     auth.logout()
     auth.login("township_mediator")
     assert client.get(f"/reports/monthly?org=429960003&month={JUNE}").status_code == 403
-    assert client.get(f"/reports/cases?org=429960003&figure=accepted&from=2026-06-01&to=2026-06-30").status_code == 403
+    assert client.get("/reports/cases?org=429960003&figure=accepted&from=2026-06-01&to=2026-06-30").status_code == 403
     assert client.get("/reports/dashboard").status_code == 403
 
 

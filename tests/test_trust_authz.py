@@ -29,7 +29,7 @@ from typing import Optional
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.accounts.services import issue_token
 from app.cases.attachments import add_attachment

@@ -7,7 +7,7 @@ Every text cell starting with = + - @ tab or CR is neutralised with a leading ap
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, BinaryIO, Optional
+from typing import BinaryIO, Optional
 
 import openpyxl
 from sqlalchemy import select

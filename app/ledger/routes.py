@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, send_file, url_for
@@ -25,10 +26,25 @@ def _require(capability: str) -> None:
         abort(403)
 
 
+PREVIEW_HOURS = 24  # an upload previewed but never confirmed is deleted after this
+
+
 def _upload_dir() -> Path:
-    path = Path(current_app.instance_path) / "ledger_uploads"
+    """Previewed uploads wait here for their confirmation.  Under ``UPLOAD_DIR``, the path every
+    app host shares (deploy/README.md), so the confirm may reach another host than the preview."""
+    path = Path(current_app.config["UPLOAD_DIR"]) / "ledger_previews"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _drop_stale_previews() -> None:
+    cutoff = time.time() - PREVIEW_HOURS * 3600
+    for stale in _upload_dir().iterdir():
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except OSError:  # another host removed it first
+            pass
 
 
 def _stored(token: str) -> Path:
@@ -85,6 +101,7 @@ def preview():
     confirm = None
     if report.ok:
         token = secrets.token_urlsafe(24)
+        _drop_stale_previews()
         (_upload_dir() / f"{token}.xlsx").write_bytes(data)
         (_upload_dir() / f"{token}.name").write_text(filename, encoding="utf-8")
         confirm = ConfirmForm(token=token)
@@ -106,10 +123,7 @@ def confirm():
     if not report.ok:
         session.rollback()
         return _page(report=report, status=422)
-    from app.audit.services import audit
-    audit("ledger.import", detail={"file": filename, "created": report.created, "updated": report.updated,
-                                   "reception_created": report.reception_created})
-    session.commit()
+    session.commit()  # the importer wrote its own ledger.import audit record
     path.unlink(missing_ok=True)
     name_file.unlink(missing_ok=True)
     flash(report.summary(), "success")

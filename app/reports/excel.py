@@ -8,7 +8,6 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
-from app.cases import vocab
 from app.orgs.models import OrgUnit
 from app.spreadsheets import neutralise
 from app.templating import format_rate
