@@ -42,15 +42,18 @@ class Case(Base):
         # The county's report reads four index ranges (app/reports/queries.py FIGURE_DOMAINS):
         # registered in P, closed in P, never closed, closed after P.  The county indexes carry
         # every column those figures test, so the report never touches the table (index-only
-        # scans; on PostgreSQL once VACUUM has set the visibility map).  Township and village
-        # reports read a twelfth or less of the rows and use the plain pairs.
+        # scans; on PostgreSQL once VACUUM has set the visibility map).  Township
+        # reports (the same ranges per township) likewise; villages hold few enough rows for
+        # the plain pairs.
         Index("ix_case_county_registered", "county_id", "registered_on", "status", "outcome", "closed_on",
               "high_risk_at", "signed_off_at"),
-        Index("ix_case_township_registered", "township_id", "registered_on"),
+        Index("ix_case_township_registered", "township_id", "registered_on", "status", "outcome", "closed_on",
+              "high_risk_at", "signed_off_at"),
         Index("ix_case_village_registered", "village_id", "registered_on"),
         Index("ix_case_county_closed", "county_id", "closed_on", "status", "registered_on", "risk_level",
               "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
-        Index("ix_case_township_closed", "township_id", "closed_on"),
+        Index("ix_case_township_closed", "township_id", "closed_on", "status", "registered_on", "risk_level",
+              "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
         Index("ix_case_village_closed", "village_id", "closed_on"),
         Index("ix_case_status", "status"),
         # 民转刑 flags are rare: partial indexes keep the report's two flag counts off the table.

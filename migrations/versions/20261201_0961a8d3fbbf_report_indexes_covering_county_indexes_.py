@@ -1,4 +1,4 @@
-"""report indexes: covering county indexes, partial criminal-flag indexes
+"""report indexes: covering county and township indexes, partial criminal-flag indexes
 
 Revision ID: 0961a8d3fbbf
 Revises: aa8c38706a2d
@@ -21,6 +21,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_case_county_closed', ['county_id', 'closed_on', 'status', 'registered_on', 'risk_level', 'outcome', 'handling_level', 'deadline_on', 'followed_up_on', 'satisfaction', 'performance'], unique=False)
         batch_op.drop_index(batch_op.f('ix_case_county_registered'))
         batch_op.create_index('ix_case_county_registered', ['county_id', 'registered_on', 'status', 'outcome', 'closed_on', 'high_risk_at', 'signed_off_at'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_case_township_closed'))
+        batch_op.create_index('ix_case_township_closed', ['township_id', 'closed_on', 'status', 'registered_on', 'risk_level', 'outcome', 'handling_level', 'deadline_on', 'followed_up_on', 'satisfaction', 'performance'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_case_township_registered'))
+        batch_op.create_index('ix_case_township_registered', ['township_id', 'registered_on', 'status', 'outcome', 'closed_on', 'high_risk_at', 'signed_off_at'], unique=False)
         batch_op.create_index('ix_case_criminal_prevented', ['criminal_prevented_on'], unique=False, sqlite_where=sa.text('criminal_prevented_on IS NOT NULL'), postgresql_where=sa.text('criminal_prevented_on IS NOT NULL'))
         batch_op.create_index('ix_case_criminal_turned', ['criminal_turned_on'], unique=False, sqlite_where=sa.text('criminal_turned_on IS NOT NULL'), postgresql_where=sa.text('criminal_turned_on IS NOT NULL'))
 
@@ -32,6 +36,10 @@ def downgrade() -> None:
     with op.batch_alter_table('dispute_case', schema=None) as batch_op:
         batch_op.drop_index('ix_case_criminal_turned', sqlite_where=sa.text('criminal_turned_on IS NOT NULL'), postgresql_where=sa.text('criminal_turned_on IS NOT NULL'))
         batch_op.drop_index('ix_case_criminal_prevented', sqlite_where=sa.text('criminal_prevented_on IS NOT NULL'), postgresql_where=sa.text('criminal_prevented_on IS NOT NULL'))
+        batch_op.drop_index('ix_case_township_registered')
+        batch_op.create_index(batch_op.f('ix_case_township_registered'), ['township_id', 'registered_on'], unique=False)
+        batch_op.drop_index('ix_case_township_closed')
+        batch_op.create_index(batch_op.f('ix_case_township_closed'), ['township_id', 'closed_on'], unique=False)
         batch_op.drop_index('ix_case_county_registered')
         batch_op.create_index(batch_op.f('ix_case_county_registered'), ['county_id', 'registered_on'], unique=False)
         batch_op.drop_index('ix_case_county_closed')
