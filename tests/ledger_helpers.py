@@ -7,6 +7,7 @@ import openpyxl
 
 HEADERS = ["编号", "登记日期", "来源", "乡镇", "村(社区)", "纠纷类型", "简要情况", "当事人", "联系电话",
            "涉及人数", "涉及金额", "风险等级", "化解层级", "办理结果", "结案日期"]
+FOLLOW_UP_HEADERS = HEADERS + ["履行情况", "回访日期", "满意度"]
 
 
 def good_row(**over):
@@ -18,13 +19,13 @@ def good_row(**over):
     return row
 
 
-def workbook(rows, reception=None) -> io.BytesIO:
+def workbook(rows, reception=None, headers=HEADERS) -> io.BytesIO:
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "矛盾纠纷台账"
-    ws.append(HEADERS)
+    ws.append(headers)
     for row in rows:
-        ws.append([row.get(h) for h in HEADERS])
+        ws.append([row.get(h) for h in headers])
     if reception is not None:
         ws2 = wb.create_sheet("来访登记")
         ws2.append(["日期", "乡镇", "来访人", "人数", "事由", "处理方式", "备注"])

@@ -6,37 +6,19 @@ from __future__ import annotations
 import io
 from datetime import date, timedelta
 
-import openpyxl
 from sqlalchemy import func, select
 
 from app.cases.models import Case, FollowUp, Party, TimelineEntry
 from app.crypto import lookup_hash
 from app.ledger.importer import import_ledger
-
-HEADERS = ["编号", "登记日期", "来源", "乡镇", "村(社区)", "纠纷类型", "简要情况", "当事人", "联系电话",
-           "涉及人数", "涉及金额", "风险等级", "化解层级", "办理结果", "结案日期", "履行情况", "回访日期", "满意度"]
-
+from tests.ledger_helpers import FOLLOW_UP_HEADERS, good_row, workbook
 
 def _row(**over):
-    row = {"编号": "R-1", "登记日期": "2025-03-01", "来源": "群众来访", "乡镇": "南湖镇", "村(社区)": "赵坪村",
-           "纠纷类型": "邻里纠纷", "简要情况": "因排水沟发生争执", "当事人": "张三(申请人)；李四(被申请人)",
-           "联系电话": "13800000001；13800000002", "涉及人数": 2, "涉及金额": 0, "风险等级": "低",
-           "化解层级": "村级", "办理结果": "调解成功", "结案日期": "2025-03-10"}
-    row.update(over)
-    return row
+    return good_row(**{"编号": "R-1", **over})
 
 
 def _book(rows) -> io.BytesIO:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "矛盾纠纷台账"
-    ws.append(HEADERS)
-    for row in rows:
-        ws.append([row.get(h) for h in HEADERS])
-    buf = io.BytesIO()
-    wb.save(buf)
-    buf.seek(0)
-    return buf
+    return workbook(rows, headers=FOLLOW_UP_HEADERS)
 
 
 def _case(db, external="R-1") -> Case:
