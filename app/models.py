@@ -11,4 +11,4 @@ from app.reception.models import ReceptionEntry  # noqa: F401
 from app.screening.models import Sweep, SweepFinding  # noqa: F401
 from app.settings.models import CalendarDay, CaseSource, DisputeType, RiskFactor, Setting  # noqa: F401
 import app.cases.search  # noqa: E402,F401  (installs the case search table/indexes on create_all)
-from app.reports.summary import CaseMonthSummary, SummaryDirty  # noqa: E402,F401  (trend summary)
+from app.reports.summary import CaseFigureSummary, SummaryDirty  # noqa: E402,F401  (figure summary)

@@ -21,7 +21,7 @@ from app.orgs.models import OrgUnit
 from app.orgs.services import find_by_code
 from app.reports import services
 from app.reports.queries import case_counts, month_period, rate
-from app.reports.summary import (CaseMonthSummary, SummaryDirty, live_monthly_counts, monthly_counts,
+from app.reports.summary import (CaseFigureSummary, SummaryDirty, live_monthly_counts, monthly_counts,
                                  rebuild_summary, refresh_summary)
 from tests.ledger_helpers import good_row, workbook
 from tests.test_reports_sample import EXPECTED, sample_app  # noqa: F401  (module fixture)
@@ -181,7 +181,7 @@ def test_random_writes_keep_summary_equal_to_live_figures(db, seed):
         _assert_summary_matches(db, orgs, read_only=True)
     _assert_summary_matches(db, orgs)
     # the incremental rows equal a full rebuild, row for row
-    cols = [c for c in CaseMonthSummary.__table__.columns]
+    cols = [c for c in CaseFigureSummary.__table__.columns]
     incremental = sorted(tuple(r) for r in db.execute(select(*cols)))
     rebuild_summary()
     assert sorted(tuple(r) for r in db.execute(select(*cols))) == incremental
@@ -204,7 +204,7 @@ def test_trend_reads_the_summary_and_equals_the_monthly_report(db):
         assert data["resolution_rate"][i] == rate(c["accepted_resolved"], c["accepted"])
     assert sum(data["accepted"]) > 0
     # the trend really comes from the summary table: a summary row changed by hand shows
-    row = db.scalars(select(CaseMonthSummary).where(CaseMonthSummary.accepted > 0, CaseMonthSummary.ym == 202505)
+    row = db.scalars(select(CaseFigureSummary).where(CaseFigureSummary.accepted > 0, CaseFigureSummary.reg_ym == 202505)
                      .limit(1)).first()
     if row is not None:
         row.accepted += 100
@@ -234,7 +234,7 @@ def test_rebuild_summary_command(db, runner):
     result = runner.invoke(args=["report", "rebuild-summary"])
     assert result.exit_code == 0, result.output
     assert "月度汇总表已重建" in result.output
-    assert db.scalar(select(func.sum(CaseMonthSummary.registered))) == 10
+    assert db.scalar(select(func.sum(CaseFigureSummary.registered))) == 10
 
 
 def test_sample_county_trend_matches_expected(sample_app):  # noqa: F811
@@ -266,13 +266,13 @@ def test_a_summary_never_built_is_built_on_first_read(db):
         db.add(_random_case(rng, villages))
     db.flush()
     db.execute(SummaryDirty.__table__.delete())
-    db.execute(CaseMonthSummary.__table__.delete())
+    db.execute(CaseFigureSummary.__table__.delete())
     orgs = _orgs(db, villages)
     if app_db.is_sqlite():
         _assert_summary_matches(db, orgs, read_only=True)
-        assert db.scalar(select(func.count()).select_from(CaseMonthSummary)) == 0
+        assert db.scalar(select(func.count()).select_from(CaseFigureSummary)) == 0
     _assert_summary_matches(db, orgs)
-    assert db.scalar(select(func.count()).select_from(CaseMonthSummary)) > 0
+    assert db.scalar(select(func.count()).select_from(CaseFigureSummary)) > 0
 
 
 def test_core_updates_mark_the_summary_only_when_they_touch_its_columns(db):
@@ -287,3 +287,147 @@ def test_core_updates_mark_the_summary_only_when_they_touch_its_columns(db):
     db.execute(update(Case).where(Case.id == case.id).values(registered_on=date(2024, 2, 3)))
     assert set(db.execute(select(SummaryDirty.village_id, SummaryDirty.ym))) == {(0, 0)}
     _assert_summary_matches(db, _orgs(db, villages))
+
+
+def _periods(rng: random.Random) -> list:
+    """Whole months, a quarter, a year, years-to-date ending mid-month, a partial month and a
+    period not starting on the 1st: every shape ``report_counts`` splits differently."""
+    from app.reports.queries import Period
+    out = [month_period(2025, 3), Period(date(2025, 1, 1), date(2025, 12, 31)),
+           Period(date(2026, 4, 1), date(2026, 6, 30)), Period(date(2026, 1, 1), date(2026, 5, 17)),
+           Period(date(2026, 5, 1), date(2026, 5, 17)), Period(date(2025, 2, 3), date(2025, 8, 31)),
+           Period(date(2024, 1, 1), date(2026, 9, 30))]
+    for _ in range(4):
+        start = date(2024, rng.randint(1, 12), 1)
+        out.append(Period(start, start + timedelta(days=rng.randint(0, 500))))
+    return out
+
+
+def _assert_report_counts_live(db, orgs, rng, read_only: bool = False):
+    from app.reports.queries import by_township, report_counts, township_counts
+    token = write_intent.set(False) if read_only else None
+    try:
+        for p in _periods(rng):
+            for org in orgs:
+                assert report_counts(org, p) == case_counts(org, p), f"{org.code} {p}"
+            county = orgs[0]
+            live = {tid: (a, r) for tid, (a, r) in township_counts(county, p).items() if a or r}
+            assert live == _live_townships(db, county, p), p
+            assert [t["accepted"] for t in by_township(county, p)] == \
+                [case_counts(db.get(OrgUnit, t.id), p)["accepted"] for t in
+                 db.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == county.id)
+                            .order_by(OrgUnit.code))]
+    finally:
+        if token is not None:
+            write_intent.reset(token)
+
+
+def _live_townships(db, county, p):
+    out = {}
+    for t in db.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == county.id)):
+        c = case_counts(t, p)
+        if c["accepted"] or c["accepted_resolved"]:
+            out[t.id] = (c["accepted"], c["accepted_resolved"])
+    return out
+
+
+def _enrich(db, rng, cases):
+    """Give closed cases the attributes the summary's closing figures count."""
+    for case in cases:
+        if case.closed_on and rng.random() < 0.5:
+            case.deadline_on = case.registered_on + timedelta(days=rng.choice([10, 30, 60]))
+            case.followed_up_on = case.closed_on + timedelta(days=rng.randint(1, 40))
+            case.satisfaction = rng.choice(["satisfied", "basically", "unsatisfied", None])
+            case.performance = rng.choice(["performed", "partial", None])
+            case.handling_level = rng.choice(["village", "township", "county"])
+        if rng.random() < 0.2:
+            case.risk_level = "high"
+            case.high_risk_at = datetime(case.registered_on.year, case.registered_on.month,
+                                         case.registered_on.day, 9)
+            if rng.random() < 0.6:
+                case.signed_off_at = case.high_risk_at + timedelta(hours=rng.choice([2, 20, 30]))
+    db.flush()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_report_counts_from_the_summary_equal_the_live_counts(db, seed):
+    """Every §6 case figure through the summary (whole months, a live partial last month, the
+    live backlog and flags) equals ``case_counts`` for periods of every shape, after random
+    writes, on the refreshing path and on the read-only merge path."""
+    rng = random.Random(seed)
+    villages = _villages(db)
+    orgs = _orgs(db, villages)
+    rebuild_summary()
+    cases: list[Case] = []
+    for i in range(70):
+        _step(db, rng, villages, cases)
+        if i % 35 == 34:
+            _enrich(db, rng, [c for c in cases if c in db])
+            if app_db.is_sqlite():
+                _assert_report_counts_live(db, orgs, rng, read_only=True)
+            _assert_report_counts_live(db, orgs, rng)
+    # the later edits of attributes the summary counts (a follow-up, a satisfaction) show at once
+    closed = [c for c in cases if c in db and c.closed_on and c.outcome == "success"]
+    for case in closed[:5]:
+        case.followed_up_on, case.satisfaction, case.performance = None, None, None
+    db.flush()
+    _assert_report_counts_live(db, orgs, rng)
+
+
+def test_a_commit_leaves_the_summary_in_step_and_no_markers(db):
+    """The transaction writing a case refreshes the keys it marked before it commits."""
+    from app.reports.queries import Period, report_counts
+    villages = _villages(db)
+    orgs = _orgs(db, villages)
+    rebuild_summary()
+    db.commit()
+    rng = random.Random(8)
+    cases = [_random_case(rng, villages) for _ in range(25)]
+    db.add_all(cases)
+    db.commit()
+    assert db.scalar(select(func.count(SummaryDirty.id))) == 0
+    cases[0].registered_on = date(2024, 2, 2)
+    cases[1].village_id, cases[1].township_id = villages[-1].id, villages[-1].township_id
+    db.delete(cases[2])
+    db.commit()
+    assert db.scalar(select(func.count(SummaryDirty.id))) == 0
+    # read-only reads (which never refresh) now find nothing to merge and still agree
+    token = write_intent.set(False)
+    try:
+        p = Period(date(2024, 1, 1), date(2026, 12, 31))
+        for org in orgs:
+            assert report_counts(org, p) == case_counts(org, p)
+    finally:
+        write_intent.reset(token)
+    cols = list(CaseFigureSummary.__table__.columns)
+    incremental = sorted(tuple(r) for r in db.execute(select(*cols)))
+    rebuild_summary()
+    assert sorted(tuple(r) for r in db.execute(select(*cols))) == incremental
+
+
+def test_monthly_report_ytd_from_the_summary_equals_the_live_figures(db):
+    from app.reports.queries import Period, figures, monthly_report
+    rng = random.Random(12)
+    villages = _villages(db)
+    cases = [_random_case(rng, villages) for _ in range(80)]
+    db.add_all(cases)
+    db.flush()
+    _enrich(db, rng, cases)
+    county = db.get(OrgUnit, villages[0].county_id)
+    for month in (3, 6, 11):
+        report = monthly_report(county, 2025, month)
+        p = month_period(2025, month)
+        ytd = Period(date(2025, 1, 1), p.end)
+        for key in ("accepted", "accepted_resolved", "resolved", "backlog", "timely_rate", "follow_up_rate",
+                    "satisfaction_rate", "high_risk", "level_shares", "backlog_ageing", "criminal_prevented"):
+            assert report["ytd"][key] == _live_figures(county, ytd)[key], (month, key)
+            assert report[key] == _live_figures(county, p)[key], (month, key)
+    assert figures(county, Period(date(2025, 1, 1), date(2025, 12, 31)))["accepted"] > 0
+
+
+def _live_figures(org, p):
+    """``figures`` computed with the live ``case_counts`` only."""
+    from unittest import mock
+    from app.reports import queries
+    with mock.patch.object(queries, "report_counts", lambda o, per, backlog=None: queries.case_counts(o, per)):
+        return queries.figures(org, p, breakdowns=False)

@@ -364,7 +364,7 @@ def worlds_for(role: str, worlds) -> dict[str, World]:
 # ---------------------------------------------------------------------------------------------
 # "Nothing changed": a digest of every row of every table but the append-only bookkeeping
 
-SKIP_TABLES = re.compile(r"audit|api_token|login|throttl|limit|summary_dirty|case_month_summary|user_session")
+SKIP_TABLES = re.compile(r"audit|api_token|login|throttl|limit|summary_dirty|case_figure_summary|user_session")
 SKIP_COLUMNS = re.compile(r"last_seen|last_login|last_used|failed_|locked_until")
 
 

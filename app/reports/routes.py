@@ -23,8 +23,8 @@ from app.orgs.services import find_by_code
 from app.reception.models import ReceptionEntry
 from app.reports import services
 from app.reports.params import ReportParamError, parse_month, parse_period_dates
-from app.reports.queries import (FIGURE_LABELS, Period, drilldown_clause, figures, figures_and_counts, month_period,
-                                 org_clause, rate)
+from app.reports.queries import (FIGURE_LABELS, Period, drilldown_clause, figures, figures_and_counts, backlog_part,
+                                 month_period, org_clause, rate)
 from app.templating import today_local
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -116,7 +116,10 @@ def _orgs_for_picker() -> list[OrgUnit]:
 
 def _context(org: OrgUnit, p: Period, ytd_p: Period | None, compare: list) -> dict:
     report, counts = figures_and_counts(org, p)
-    ytd = figures(org, ytd_p, breakdowns=False) if ytd_p else None
+    ytd = None
+    if ytd_p:  # same end date as the period: its backlog and 民转刑 counts are the period's
+        ytd = figures_and_counts(org, ytd_p, breakdowns=False,
+                                 backlog=backlog_part(counts) if ytd_p.end == p.end else None)[0]
     return {"org": org, "period": p, "report": report, "ytd": ytd, "ytd_period": ytd_p, "compare": compare,
             "townships": services.ranked_townships(org, p, report["by_township"]) if org.level == "county" else [],
             "orgs": _orgs_for_picker(), "labels": FIGURE_LABELS, "vocab": vocab,
