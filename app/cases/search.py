@@ -115,15 +115,22 @@ def search_terms(q: str | None) -> list[str]:
     return [t for t in (q or "").split() if t][:5]
 
 
-def search_clause(q: str | None, dialect: str):
+def search_clause(q: str | None, dialect: str, per_row: bool = False):
     """A WHERE clause on ``Case`` that every term of ``q`` matches (number, party names or
-    summary), or None for an empty query."""
+    summary), or None for an empty query.
+
+    Two shapes of the same test: the indexed one (default) finds the matching ids through the
+    FTS5 / pg_trgm index first, cheap for a rare term; ``per_row`` tests each row on its own
+    (LIKE on the row's number and summary and its parties' names), cheap when the rows are
+    few already: ``app.cases.queries.page_of_cases`` applies it to a window of the list."""
     terms = search_terms(q)
     if not terms:
         return None
     clauses = []
     for i, term in enumerate(terms):
-        if dialect == "sqlite" and len(term) >= 3:
+        if per_row:
+            clauses.append(_like_clause(term, "ilike" if dialect == "postgresql" else "like"))
+        elif dialect == "sqlite" and len(term) >= 3:
             phrase = '"' + term.replace('"', '""') + '"'
             # only the bind parameter's name is formatted (from the loop index); the term is bound
             match = text(f"SELECT rowid FROM case_search WHERE case_search MATCH :fts_{i}").bindparams(  # nosec B608

@@ -1,0 +1,56 @@
+"""A search page looks through a window of the list before it runs the indexed search
+(``app.cases.queries.page_of_cases``): whatever the window's size, every page of every query
+holds exactly the rows, in exactly the order, of the indexed search alone."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from app.benchgen import generate_cases
+from app.cases import queries
+from app.cases.models import Case, Party
+from app.cases.queries import CaseFilters, page_of_cases
+from app.orgs.services import find_by_code
+from tests.workflow_factories import user
+
+
+def _all_pages(u, filters, limit=7):
+    ids, cursor = [], None
+    while True:
+        page = page_of_cases(u, filters, cursor, limit=limit)
+        ids += [c.id for c in page.items]
+        if not page.next_cursor:
+            return ids
+        cursor = page.next_cursor
+
+
+def _queries(db):
+    """A common phrase of the generated summaries, a rare 3-character name, a 2-character
+    term, two terms, a case number and a term found nowhere."""
+    summaries = [s for s in db.scalars(select(Case.summary))]
+    grams = Counter(s[i:i + 3] for s in summaries for i in range(len(s) - 2))
+    common = next(g for g, _n in grams.most_common() if " " not in g)
+    names = Counter(db.scalars(select(Party.name)))
+    rare = next(n for n, k in names.items() if k == 1 and len(n) >= 3)
+    two = common[:2]
+    number = db.scalar(select(Case.number).order_by(Case.id.desc()).limit(1))
+    return [common, rare, two, f"{two} {rare[:2]}", number, "不存在的词语"]
+
+
+@pytest.mark.parametrize("username", ["county_supervisor", "township_mediator"])
+def test_every_window_size_gives_the_indexed_search_rows(db, monkeypatch, username):
+    generate_cases(find_by_code("429960"), 250, years=2, seed=7, today=date(2026, 10, 31), echo=None)
+    u = user(username)
+    for q in _queries(db):
+        for sort in ("-registered", "number", "deadline"):
+            filters = CaseFilters(q=q, sort=sort)
+            monkeypatch.setattr(queries, "SEARCH_WINDOW", 0)  # the indexed search only
+            expected = _all_pages(u, filters)
+            for size in (1, 5, 40, 100000):
+                monkeypatch.setattr(queries, "SEARCH_WINDOW", size)
+                assert _all_pages(u, filters) == expected, (q, sort, size)
+            if q != "不存在的词语" and username == "county_supervisor":
+                assert expected, q
