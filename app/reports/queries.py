@@ -265,10 +265,43 @@ def report_counts(org: OrgUnit, p: Period, backlog: Optional[dict[str, int]] = N
         _add_domains(counts, org, tail, tail_domains, preds=tail_preds)
     _add_domains(counts, org, p, FLAG_DOMAINS, preds=preds)
     if backlog is None:
-        backlog = {name: 0 for name in BACKLOG_FIGURES}
-        _add_domains(backlog, org, p, BACKLOG_DOMAINS, preds=preds)
+        backlog = backlog_counts(org, p)
     for name in BACKLOG_FIGURES:
         counts[name] += backlog[name]
+    return counts
+
+
+def backlog_counts(org: OrgUnit, p: Period) -> dict[str, int]:
+    """The backlog figures at the end of ``p`` (``BACKLOG_FIGURES``), equal to ``case_counts``'.
+
+    At a month's end: the open cases by registration month from the summary
+    (``summary_backlog``), each month in its ageing bucket whole, except the (at most two)
+    months holding a cutoff (30 and 90 days before the end, not on a 1st), whose open cases are
+    split by day live over their registered range.  Any other end date: live over the
+    never-closed and closed-after ranges."""
+    counts = {name: 0 for name in BACKLOG_FIGURES}
+    preds = case_predicates(p)
+    if (p.end + timedelta(days=1)).day != 1:
+        _add_domains(counts, org, p, BACKLOG_DOMAINS, preds=preds)
+        return counts
+    from app.reports.summary import summary_backlog
+    c30, c90 = p.end - timedelta(days=30), p.end - timedelta(days=90)
+    boundary = {(c.year, c.month) for c in (c30, c90) if c.day != 1}
+    for ym, (n, high) in summary_backlog(org, p.end.year * 100 + p.end.month).items():
+        counts["backlog"] += n
+        counts["high_risk_open_at_end"] += high
+        first = date(ym // 100, ym % 100, 1)
+        if (first.year, first.month) in boundary:
+            continue
+        # no cutoff inside this month: its first day is on the same side as all its days
+        counts["backlog_le30" if first >= c30 else "backlog_d31_90" if first >= c90 else "backlog_gt90"] += n
+    ageing = ("backlog_le30", "backlog_d31_90", "backlog_gt90")
+    for year, month in sorted(boundary):
+        m = month_period(year, month)
+        row = session.execute(select(*[_sum(preds[name]).label(name) for name in ageing])
+                              .where(org_clause(org), Case.registered_on.between(m.start, m.end))).one()
+        for name in ageing:
+            counts[name] += int(getattr(row, name))
     return counts
 
 

@@ -48,7 +48,8 @@ from collections import defaultdict
 from datetime import date
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import Index, Integer, and_, case, delete, event, func, insert, literal_column, select, text, tuple_
+from sqlalchemy import (Index, Integer, and_, case, delete, event, func, insert, literal_column, or_, select, text,
+                        tuple_)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.base import NO_VALUE
@@ -62,14 +63,16 @@ COHORT_FIGURES = ("accepted_resolved",)
 CLOSE_FIGURES = ("closed", "resolved", "mediated", "mediation_success", "timely_closed", "resolved_village",
                  "resolved_township_or_below", "handed_up", "followed_up", "rated", "satisfied",
                  "performance_recorded", "performed")
-# The summary's figures, each one predicate of ``case_predicates`` (same names).
-FIGURES = REG_FIGURES + COHORT_FIGURES + CLOSE_FIGURES
+# The summary's figures, each one predicate of ``case_predicates`` (same names), and
+# ``accepted_high``: accepted and graded 高 now (the backlog's 期末未办结高风险数 of the rows
+# still open at the end of a month).
+FIGURES = REG_FIGURES + COHORT_FIGURES + CLOSE_FIGURES + ("accepted_high",)
 # The figures of a trend month (``monthly_counts``).
 TREND_FIGURES = ("registered", "accepted", "accepted_resolved", "closed", "resolved")
 # Case columns whose change can move a case between summary rows or change a figure.
 WATCHED = ("village_id", "township_id", "county_id", "registered_on", "closed_on", "status", "outcome",
            "deadline_on", "handling_level", "followed_up_on", "satisfaction", "performance", "high_risk_at",
-           "signed_off_at")
+           "signed_off_at", "risk_level")
 FULL = (0, 0)  # marker meaning "rebuild everything" (a Core UPDATE/DELETE on dispute_case)
 REBUILD_ABOVE = 20000  # more dirty keys than this: one full rebuild is cheaper than per-month refreshes
 _LOCK_KEY = 0x51594E_53554D  # pg_advisory_xact_lock key of the summary refresh ("QYN" "SUM")
@@ -111,6 +114,7 @@ class CaseFigureSummary(Base):
     satisfied: Mapped[int] = mapped_column(default=0)
     performance_recorded: Mapped[int] = mapped_column(default=0)
     performed: Mapped[int] = mapped_column(default=0)
+    accepted_high: Mapped[int] = mapped_column(default=0)  # accepted, risk_level 高 now
 
 
 class SummaryDirty(Base):
@@ -279,7 +283,8 @@ def _compute_rows(filters: list) -> list[dict]:
     """Summary rows of the cases matching ``filters``, straight from ``dispute_case``: one
     grouped query, each figure ``case_predicates`` over all time."""
     from app.reports.queries import Period, case_predicates
-    preds = case_predicates(Period(*_ALL_TIME))
+    preds = dict(case_predicates(Period(*_ALL_TIME)))
+    preds["accepted_high"] = and_(preds["accepted"], Case.risk_level == "high")
     reg_ym = _ym_expr(Case.registered_on)
     close_ym = case((Case.closed_on.is_(None), literal_column("0")), else_=_ym_expr(Case.closed_on))
     group = (Case.county_id, Case.township_id, Case.village_id, reg_ym, close_ym)
@@ -498,6 +503,26 @@ def summary_by_township(org: OrgUnit, first_ym: int, last_ym: int) -> dict[int, 
             if 0 < row["close_ym"] <= last_ym:
                 out[row["township_id"]][1] += int(row["accepted_resolved"])
     return {tid: (a, r) for tid, (a, r) in out.items()}
+
+
+def summary_backlog(org: OrgUnit, last_ym: int) -> dict[int, tuple[int, int]]:
+    """The backlog at the end of month ``last_ym`` by registration month: reg_ym → (accepted
+    cases not closed by then, of which graded 高), read from the rows still open then
+    (``close_ym`` 0 or after ``last_ym``: the closed-month index, not the history)."""
+    S = CaseFigureSummary
+    reader = _Reader(org, 190001, last_ym)
+    still_open = or_(S.close_ym == 0, S.close_ym > last_ym)
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for ym, n, high in session.execute(reader.clean(
+            select(S.reg_ym, func.sum(S.accepted), func.sum(S.accepted_high))
+            .where(still_open, S.reg_ym <= last_ym).group_by(S.reg_ym))):
+        out[ym][0] += int(n or 0)
+        out[ym][1] += int(high or 0)
+    for row in reader.live:
+        if row["reg_ym"] <= last_ym and (row["close_ym"] == 0 or row["close_ym"] > last_ym):
+            out[row["reg_ym"]][0] += int(row["accepted"])
+            out[row["reg_ym"]][1] += int(row["accepted_high"])
+    return {ym: (n, h) for ym, (n, h) in out.items()}
 
 
 def monthly_counts(org: OrgUnit, first_ym: int, last_ym: int) -> dict[int, dict[str, int]]:

@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('satisfied', sa.Integer(), nullable=False),
     sa.Column('performance_recorded', sa.Integer(), nullable=False),
     sa.Column('performed', sa.Integer(), nullable=False),
+    sa.Column('accepted_high', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('village_id', 'reg_ym', 'close_ym', 'township_id', 'county_id', name=op.f('pk_case_figure_summary'))
     )
     with op.batch_alter_table('case_figure_summary', schema=None) as batch_op:
