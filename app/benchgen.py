@@ -66,13 +66,35 @@ def ensure_townships(county: OrgUnit, townships: int) -> list[OrgUnit]:
     return list(session.scalars(select(OrgUnit).where(OrgUnit.level == "village", OrgUnit.county_id == county.id)))
 
 
+def ensure_counties(county: OrgUnit, counties: int, townships: int) -> list[OrgUnit]:
+    """A province-sized deployment: ``county`` plus generated counties up to ``counties`` in
+    all (codes 48NNNN), with ``townships`` townships in all spread evenly over them (each
+    township 12 villages; the demo county keeps its own and gets generated ones up to its share).
+    Returns every county."""
+    from app.orgs.services import find_by_code
+    per = max(1, -(-townships // counties))
+    out = [county]
+    ensure_townships(county, per)
+    for n in range(1, counties):
+        code = f"48{n:04d}"
+        unit = find_by_code(code) or add_unit(f"生成县{n:03d}", "county", None, code=code)
+        ensure_townships(unit, per)
+        out.append(unit)
+    session.flush()
+    return out
+
+
 def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 2026,
-                   today: date | None = None, batch: int = 5000, echo=print) -> int:
-    """Insert ``count`` cases spread over the last ``years`` years; returns the number inserted."""
+                   today: date | None = None, batch: int = 5000, echo=print,
+                   counties: list[OrgUnit] | None = None) -> int:
+    """Insert ``count`` cases spread over the last ``years`` years (over the villages of
+    ``county``, or of every county of ``counties``); returns the number inserted."""
     rng = random.Random(seed)  # nosec B311 # reproducible benchmark data, not security
     today = today or date.today()
+    county_ids = [c.id for c in counties] if counties else [county.id]
     villages = list(session.scalars(select(OrgUnit).where(OrgUnit.level == "village",
-                                                          OrgUnit.county_id == county.id)))
+                                                          OrgUnit.county_id.in_(county_ids))
+                                    .order_by(OrgUnit.id)))
     if not villages:
         raise click.ClickException("县下没有村，先运行 flask seed-demo 或指定 --townships")
     prefix = case_number_prefix()
@@ -118,7 +140,7 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             satisfaction = _weighted(rng, [("satisfied", 80), ("basically", 16), ("dissatisfied", 4)]) if follow else None
             cases.append(dict(
                 id=case_id, number=f"{prefix}-{year}-{counters[year]:06d}", source=_weighted(rng, SOURCES),
-                dispute_type=dtype, type_category=PARENT.get(dtype, dtype), county_id=county.id,
+                dispute_type=dtype, type_category=PARENT.get(dtype, dtype), county_id=village.county_id,
                 township_id=village.township_id, village_id=village.id, handling_level=level,
                 status=status, summary=f"{rng.choice(SURNAMES)}某与{rng.choice(SURNAMES)}某{rng.choice(SUMMARIES)}，请求调解。",
                 claims="请求依法调解", people_involved=rng.choice([1, 2, 2, 2, 3, 4, 6]),
@@ -187,19 +209,23 @@ bench_cli = AppGroup("bench", help="基准测试数据")
 @bench_cli.command("seed")
 @click.option("--cases", "count", type=int, required=True, help="生成的案件数")
 @click.option("--townships", type=int, default=0, help="把县扩充到这么多个乡镇（每乡镇 12 村）")
+@click.option("--counties", type=int, default=1, help="省级规模：共这么多个县（--townships 为全部县的乡镇总数）")
 @click.option("--years", type=int, default=10)
 @click.option("--seed", type=int, default=2026)
-def seed_command(count, townships, years, seed):
+def seed_command(count, townships, counties, years, seed):
     """Fill the demo county (or a larger generated one) with COUNT plausible cases."""
     from app.demo.seed import COUNTY_CODE, seed_demo
     from app.orgs.services import find_by_code
     if find_by_code(COUNTY_CODE) is None:
         seed_demo(with_cases=False, echo=click.echo)
     county = find_by_code(COUNTY_CODE)
-    if townships:
+    every = None
+    if counties > 1:
+        every = ensure_counties(county, counties, townships or 12 * counties)
+    elif townships:
         ensure_townships(county, townships)
     t0 = time.perf_counter()
-    n = generate_cases(county, count, years=years, seed=seed, echo=click.echo)
+    n = generate_cases(county, count, years=years, seed=seed, echo=click.echo, counties=every)
     from app.reports.summary import rebuild_summary
     rebuild_summary()  # one grouped rebuild instead of refreshing thousands of dirty keys on first read
     session.commit()

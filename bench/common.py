@@ -79,11 +79,11 @@ def make_app(url: str):
     return create_app({"DATABASE_URL": url})
 
 
-def create_schema_and_seed(app, cases: int, townships: int = 0, echo=print) -> float:
+def create_schema_and_seed(app, cases: int, townships: int = 0, echo=print, counties: int = 1) -> float:
     """Schema from the models, the demo county (no demo cases) and ``cases`` generated cases;
     returns the generator's seconds."""
     from app import db as app_db
-    from app.benchgen import ensure_townships, generate_cases
+    from app.benchgen import ensure_counties, ensure_townships, generate_cases
     from app.demo.seed import COUNTY_CODE, seed_demo
     from app.orgs.services import find_by_code
     with app.app_context():
@@ -91,12 +91,16 @@ def create_schema_and_seed(app, cases: int, townships: int = 0, echo=print) -> f
         seed_demo(with_cases=False, echo=lambda *_: None)
         app_db.session.commit()
         county = find_by_code(COUNTY_CODE)
-        if townships:
+        every = None
+        if counties > 1:
+            every = ensure_counties(county, counties, townships or 12 * counties)
+            app_db.session.commit()
+        elif townships:
             ensure_townships(county, townships)
             app_db.session.commit()
         t0 = time.perf_counter()
         if cases:
-            generate_cases(county, cases, echo=echo)
+            generate_cases(county, cases, echo=echo, counties=every)
         seconds = time.perf_counter() - t0
         # as ``flask bench seed`` does: the figure summary built once in the loading transaction
         # (not key by key at its commit, nor on the first read)

@@ -50,3 +50,22 @@ def test_generator_is_deterministic(db):
     generate_cases(county, 50, years=1, seed=11, today=date(2026, 1, 1), echo=None)
     second = [(c.number, c.dispute_type, c.outcome) for c in db.scalars(select(Case).order_by(Case.id))]
     assert first == second
+
+
+def test_province_scale_spreads_cases_over_generated_counties(db):
+    """``--counties``: the demo county and generated ones, townships spread evenly, every case
+    in its village's county (ids consistent down the tree)."""
+    from app.benchgen import ensure_counties
+    county = find_by_code("429960")
+    counties = ensure_counties(county, 3, 36)
+    assert [c.level for c in counties] == ["county"] * 3 and len({c.id for c in counties}) == 3
+    for c in counties:
+        assert db.scalar(select(func.count()).select_from(OrgUnit).where(OrgUnit.level == "township",
+                                                                          OrgUnit.county_id == c.id)) >= 12
+    generate_cases(county, 600, years=2, seed=3, today=date(2026, 10, 31), echo=None, counties=counties)
+    per_county = dict(db.execute(select(Case.county_id, func.count()).group_by(Case.county_id)).all())
+    assert set(per_county) == {c.id for c in counties} and min(per_county.values()) > 100
+    village = OrgUnit.__table__.alias("v")
+    mismatched = db.scalar(select(func.count()).select_from(Case).join(village, village.c.id == Case.village_id)
+                           .where((village.c.county_id != Case.county_id) | (village.c.township_id != Case.township_id)))
+    assert mismatched == 0
