@@ -56,6 +56,8 @@ class Case(Base):
               "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
         Index("ix_case_village_closed", "village_id", "closed_on"),
         Index("ix_case_status", "status"),
+        # the dashboard's open, overdue and high-risk counts of a county: index-only
+        Index("ix_case_county_status", "county_id", "status", "risk_level", "deadline_on", "signed_off_at"),
         # 民转刑 flags are rare: partial indexes keep the report's two flag counts off the table.
         Index("ix_case_criminal_turned", "criminal_turned_on",
               sqlite_where=text("criminal_turned_on IS NOT NULL"),
@@ -250,6 +252,10 @@ class SupervisionOrder(Base):
     """A 督办 order on an open case: requirement, deadline, and the responsible unit's answer."""
 
     __tablename__ = "supervision_order"
+    # the dashboard's and to-do lists' "open orders": few rows, so the count starts from them
+    # (not from the county's cases)
+    __table_args__ = (Index("ix_supervision_order_open", "due_on", "case_id",
+                            sqlite_where=text("answered_at IS NULL"), postgresql_where=text("answered_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id", ondelete="CASCADE"), index=True)

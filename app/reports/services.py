@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
@@ -14,7 +14,8 @@ from app.cases.queries import scope_cases
 from app.cases.vocab import OPEN_STATUSES
 from app.db import session
 from app.orgs.models import OrgUnit
-from app.reports.queries import Period, by_township, figures, month_period, org_clause, rate
+from app.reports.queries import (Period, backlog_part, by_township, figures_and_counts, month_period, org_clause,
+                                 rate)
 
 
 def default_org(user: User) -> Optional[OrgUnit]:
@@ -73,12 +74,18 @@ def dashboard(user: User, org: OrgUnit, today: date) -> dict[str, Any]:
     this_month = month_period(today.year, today.month)
     month = Period(this_month.start, today)
     year = Period(date(today.year, 1, 1), today)
-    open_cases = scope_cases(user, select(func.count()).select_from(Case)).where(
-        org_clause(org), Case.status.in_(OPEN_STATUSES))
-    high = session.execute(
-        scope_cases(user, select(func.count(), func.count(Case.signed_off_at)).select_from(Case))
-        .where(org_clause(org), Case.status.in_(OPEN_STATUSES), Case.risk_level == "high")).one()
-    overdue = session.scalar(open_cases.where(Case.deadline_on < today))
+    # open, overdue and high-risk (signed or not) in one index-only pass over the county's
+    # open statuses (ix_case_county_status)
+    high = Case.risk_level == "high"
+    counts = session.execute(
+        scope_cases(user, select(func.count(),
+                                 func.coalesce(func.sum(case((Case.deadline_on < today, 1), else_=0)), 0),
+                                 func.coalesce(func.sum(case((high, 1), else_=0)), 0),
+                                 func.coalesce(func.sum(case((and_(high, Case.signed_off_at.is_not(None)), 1),
+                                                             else_=0)), 0))
+                    .select_from(Case))
+        .where(org_clause(org), Case.status.in_(OPEN_STATUSES))).one()
+    open_count, overdue, high_open, high_signed = (int(v or 0) for v in counts)
     orders = session.scalar(
         scope_cases(user, select(func.count(SupervisionOrder.id)).select_from(SupervisionOrder)
                     .join(Case, Case.id == SupervisionOrder.case_id))
@@ -87,11 +94,14 @@ def dashboard(user: User, org: OrgUnit, today: date) -> dict[str, Any]:
         scope_cases(user, select(func.count(SupervisionOrder.id)).select_from(SupervisionOrder)
                     .join(Case, Case.id == SupervisionOrder.case_id))
         .where(org_clause(org), SupervisionOrder.answered_at.is_(None), SupervisionOrder.due_on < today))
+    month_figures, month_counts = figures_and_counts(org, month, breakdowns=False)
     return {
-        "month": figures(org, month, breakdowns=False), "month_period": month,
-        "year": figures(org, year, breakdowns=False), "year_period": year,
-        "open": session.scalar(open_cases) or 0,
-        "high_open": int(high[0]), "high_signed": int(high[1]), "high_unsigned": int(high[0]) - int(high[1]),
-        "overdue": overdue or 0, "orders_open": orders or 0, "orders_overdue": overdue_orders or 0,
+        "month": month_figures, "month_period": month,
+        # the same end date: the year's backlog is the month's (counted once)
+        "year": figures_and_counts(org, year, breakdowns=False, backlog=backlog_part(month_counts))[0],
+        "year_period": year,
+        "open": open_count,
+        "high_open": high_open, "high_signed": high_signed, "high_unsigned": high_open - high_signed,
+        "overdue": overdue, "orders_open": orders or 0, "orders_overdue": overdue_orders or 0,
         "townships": ranked_townships(org, year),
     }
