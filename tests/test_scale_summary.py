@@ -1,4 +1,4 @@
-"""The monthly case summary behind cross-year trends always equals the live §6 figures: after
+"""The figure summary behind trends and reports always equals the live §6 figures: after
 random sequences of registrations, workflow actions, closes, edits, deletes, Core bulk inserts
 and ledger imports; through the refreshing path and the read-only (SQLite GET) merge path;
 after a full rebuild; and for the sample county of expected.json."""
@@ -233,7 +233,7 @@ def test_rebuild_summary_command(db, runner):
     db.flush()
     result = runner.invoke(args=["report", "rebuild-summary"])
     assert result.exit_code == 0, result.output
-    assert "月度汇总表已重建" in result.output
+    assert "统计汇总表已重建" in result.output
     assert db.scalar(select(func.sum(CaseFigureSummary.registered))) == 10
 
 

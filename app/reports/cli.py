@@ -57,7 +57,7 @@ def period(org_code, date_from, date_to, as_json):
 
 @report_cli.command("rebuild-summary")
 def rebuild_summary_command():
-    """Recompute the monthly trend summary from every case (after a bulk load or a restore)."""
+    """Recompute the figure summary from every case (after raw-SQL writes or a restore)."""
     import time
 
     from app.db import session
@@ -65,7 +65,7 @@ def rebuild_summary_command():
     t0 = time.perf_counter()
     n = rebuild_summary()
     session.commit()
-    click.echo(f"月度汇总表已重建：{n:,} 行，用时 {time.perf_counter() - t0:.1f} 秒")
+    click.echo(f"统计汇总表已重建：{n:,} 行，用时 {time.perf_counter() - t0:.1f} 秒")
 
 
 def register(app) -> None:

@@ -1,4 +1,4 @@
-"""Report page helpers: default org/month, the 12-month trend (from the monthly summary),
+"""Report page helpers: default org/month, the 12-month trend (from the figure summary),
 the comparisons beside the month, and the leaders' dashboard."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
 
 def trend(org: OrgUnit, year: int, month: int, months: int = 12) -> dict[str, Any]:
     """Accepted, resolved and 化解率 for the ``months`` months ending with ``year-month`` (12 on
-    the report page; any number for cross-year trends), read from the monthly summary
+    the report page; any number for cross-year trends), read from the figure summary
     (``app.reports.summary``), whose figures are the §6 figures of each month: accepted and
     accepted_resolved by registration month (resolved by the end of that month), resolved by
     closing month."""
