@@ -154,12 +154,16 @@ def browser():
 
 @pytest.fixture()
 def make_page(browser, live_server):
+    # ``make test`` runs the PostgreSQL pass beside this one on the same two cores: give
+    # ``expect`` assertions as long as actions (Playwright's default is 5 s)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=15_000)
     contexts = []
 
     def make(width: int = 1280, height: int = 900, **options):
         context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height},
                                       locale="zh-CN", **options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()
 
