@@ -175,18 +175,22 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     engine = get_engine(app)
     with engine.connect() as conn:
         n = _pick(conn, "SELECT count(*) FROM dispute_case")
-        top = _pick(conn, "SELECT max(id) FROM dispute_case") or 0
-        ids = rng.sample(range(1, top + 1), min(200, top))
+        # cases, names and the deep page of the measured county (at province scale it holds a share)
+        county_ids = [r[0] for r in conn.execute(text("SELECT id FROM dispute_case WHERE county_id = :c"),
+                                                 {"c": county_id})]
+        ids = rng.sample(county_ids, min(200, len(county_ids)))
         numbers = [r[0] for r in conn.execute(text("SELECT number FROM dispute_case WHERE id IN (%s)"
                                                    % ",".join(map(str, ids))))][:60]
-        deep_offset = int(n * 0.8)
+        deep_offset = int(len(county_ids) * 0.8)
         deep = conn.execute(text("SELECT registered_on, id FROM dispute_case WHERE county_id = :c "
                                  "ORDER BY registered_on DESC, id DESC LIMIT 1 OFFSET :o"),
                             {"c": county_id, "o": deep_offset}).first()
         names3 = [r[0] for r in conn.execute(text(
-            "SELECT name FROM party WHERE length(name) = 3 AND id % 97 = 0 LIMIT 40")).all()]
+            "SELECT p.name FROM party p JOIN dispute_case c ON c.id = p.case_id WHERE c.county_id = :c "
+            "AND length(p.name) = 3 AND p.id % 97 = 0 LIMIT 40"), {"c": county_id}).all()]
         names2 = [r[0] for r in conn.execute(text(
-            "SELECT name FROM party WHERE length(name) = 2 AND id % 89 = 0 LIMIT 40")).all()]
+            "SELECT p.name FROM party p JOIN dispute_case c ON c.id = p.case_id WHERE c.county_id = :c "
+            "AND length(p.name) = 2 AND p.id % 89 = 0 LIMIT 40"), {"c": county_id}).all()]
     reg = deep[0] if isinstance(deep[0], date) else date.fromisoformat(str(deep[0]))
     deep_cursor = encode_cursor("-registered", reg, deep[1])
     month_s = f"{year:04d}-{month:02d}"
