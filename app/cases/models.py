@@ -55,6 +55,8 @@ class Case(Base):
         Index("ix_case_township_closed", "township_id", "closed_on", "status", "registered_on", "risk_level",
               "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
         Index("ix_case_village_closed", "village_id", "closed_on"),
+        # "is case X in village V" answered from the index (the 同村同名 repeats probe it per name match)
+        Index("ix_case_village_id", "village_id", "id"),
         Index("ix_case_status", "status"),
         # the dashboard's open, overdue and high-risk counts of a county: index-only
         Index("ix_case_county_status", "county_id", "status", "risk_level", "deadline_on", "signed_off_at"),
@@ -147,13 +149,16 @@ class Party(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('person','organisation')", name="kind"),
         CheckConstraint("role IN ('applicant','respondent','third_party')", name="role"),
+        # a name's cases without reading the party rows (the case page's 同村同名 repeats, the
+        # search's exact names)
+        Index("ix_party_name", "name", "kind", "case_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     kind: Mapped[str] = mapped_column(String(16), default="person")
-    name: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
     gender: Mapped[Optional[str]] = mapped_column(String(8))
     id_type: Mapped[Optional[str]] = mapped_column(String(16))
