@@ -60,7 +60,9 @@ def triage_todo(user: User) -> Optional[TodoSection]:
     if not levels:
         return None
     cases = _cases(user, Case.status == "pending_triage", Case.handling_level.in_(levels))
-    return _section("待研判分流", cases, lambda c: f"登记于 {c.registered_on} · {c.village.name}", action="accept")
+    return _section(_("待研判分流"), cases,
+                    lambda c: _("登记于 %(date)s · %(village)s", date=c.registered_on, village=c.village.name),
+                    action="accept")
 
 
 def escalation_todo(user: User) -> Optional[TodoSection]:
@@ -70,7 +72,8 @@ def escalation_todo(user: User) -> Optional[TodoSection]:
         return None
     today = today_local()
     cases = _cases(user, Case.status == "escalated", Case.handling_level.in_(levels))
-    return _section("待接收的上报", cases, lambda c: f"{c.village.name} · 期限 {c.escalation_due_on or '—'}",
+    return _section(_("待接收的上报"), cases,
+                    lambda c: _("%(village)s · 期限 %(due)s", village=c.village.name, due=c.escalation_due_on or "—"),
                     lambda c: CARD_BADGES[deadline_state(c.escalation_due_on, today)], action="accept_escalation")
 
 
@@ -82,7 +85,7 @@ def sign_off_todo(user: User) -> Optional[TodoSection]:
     cases = _cases(user, Case.risk_level == "high", Case.signed_off_at.is_(None),
                    Case.status.in_(workflow.OPEN), Case.handling_level.in_(levels))
     more = url_for("workflow.sign_off_queue")
-    return _section("待签批的高风险纠纷", cases, lambda c: f"{c.village.name} · {c.summary[:30]}",
+    return _section(_("待签批的高风险纠纷"), cases, lambda c: f"{c.village.name} · {c.summary[:30]}",
                     lambda c: "danger", more_url=more, action="sign_off")
 
 
@@ -98,9 +101,10 @@ def department_todo(user: User) -> Optional[TodoSection]:
     if not rows:
         return None
     items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number, "department_feedback"),
-                      detail=f"{'转办' if t.kind == 'transfer' else '邀请联调'} · 期限 {t.due_on}",
+                      detail=_("%(kind)s · 期限 %(due)s", kind=_("转办") if t.kind == "transfer" else _("邀请联调"),
+                               due=t.due_on),
                       badge=CARD_BADGES[deadline_state(t.due_on, today)]) for c, t in rows]
-    return TodoSection("待反馈的转办/联调", items, more_url=url_for("workflow.department_queue"))
+    return TodoSection(_("待反馈的转办/联调"), items, more_url=url_for("workflow.department_queue"))
 
 
 def _supervising_levels(user: User, action: str) -> set[str]:
@@ -150,9 +154,9 @@ def supervision_todo(user: User) -> Optional[TodoSection]:
     if not rows:
         return None
     items = [TodoItem(title=f"{c.number} {c.dispute_type}", url=case_url(c.number, "answer_supervision"),
-                      detail=f"督办期限 {o.due_on} · {o.requirement[:30]}",
+                      detail=_("督办期限 %(due)s · %(requirement)s", due=o.due_on, requirement=o.requirement[:30]),
                       badge=CARD_BADGES[deadline_state(o.due_on, today)]) for c, o in rows]
-    return TodoSection("待答复的督办", items, more_url=url_for("workflow.supervision_index"))
+    return TodoSection(_("待答复的督办"), items, more_url=url_for("workflow.supervision_index"))
 
 
 def deadline_todo(user: User) -> Optional[TodoSection]:
@@ -170,8 +174,8 @@ def deadline_todo(user: User) -> Optional[TodoSection]:
     horizon = today + timedelta(days=warn_days())
     cases = _cases(user, Case.status == "in_mediation", Case.handling_level.in_(levels),
                    Case.paused_since.is_(None), Case.deadline_on.is_not(None), Case.deadline_on <= horizon)
-    return _section("临近或超过办理期限", sorted(cases, key=lambda c: c.deadline_on),
-                    lambda c: f"期限 {c.deadline_on} · {c.village.name}",
+    return _section(_("临近或超过办理期限"), sorted(cases, key=lambda c: c.deadline_on),
+                    lambda c: _("期限 %(due)s · %(village)s", due=c.deadline_on, village=c.village.name),
                     lambda c: CARD_BADGES[deadline_state(c.deadline_on, today)])
 
 
@@ -186,7 +190,7 @@ def follow_up_todo(user: User) -> Optional[TodoSection]:
     cases = _cases(user, Case.status == "closed", Case.handling_level.in_(levels),
                    Case.follow_up_due_on.is_not(None), Case.follow_up_due_on <= horizon,
                    or_(Case.followed_up_on.is_(None), Case.followed_up_on < Case.closed_on))
-    return _section("待回访", cases, lambda c: f"回访期限 {c.follow_up_due_on}",
+    return _section(_("待回访"), cases, lambda c: _("回访期限 %(due)s", due=c.follow_up_due_on),
                     lambda c: CARD_BADGES[deadline_state(c.follow_up_due_on, today)], action="follow_up")
 
 
