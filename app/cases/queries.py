@@ -31,19 +31,20 @@ from app.i18n import N_
 from app.orgs.models import OrgUnit
 
 
-def jurisdiction_clause(user: User):
-    """The WHERE clause limiting ``Case`` rows to what ``user`` may see."""
+def jurisdiction_clause(user: User, model=Case):
+    """The WHERE clause limiting ``Case`` rows (or those of ``model``, an alias of it) to what
+    ``user`` may see."""
     org = user.org
     if user.role in COUNTY_ROLES:
-        return Case.county_id == (org.county_id or org.id)
+        return model.county_id == (org.county_id or org.id)
     if user.role in TOWNSHIP_ROLES:
-        return Case.township_id == org.township_id
+        return model.township_id == org.township_id
     if user.role == "village_mediator":
-        return Case.village_id == org.id
+        return model.village_id == org.id
     if user.role == "grid_worker":
-        return Case.village_id == org.village_id
+        return model.village_id == org.village_id
     if user.role == "dept_liaison":
-        return Case.id.in_(select(DepartmentTask.case_id).where(DepartmentTask.department_id == org.id))
+        return model.id.in_(select(DepartmentTask.case_id).where(DepartmentTask.department_id == org.id))
     return false()
 
 
@@ -220,7 +221,8 @@ def filtered_cases(user: User, filters: CaseFilters, today: Optional[date] = Non
         stmt = stmt.where(Case.registered_on <= filters.date_to)
     if filters.overdue:
         stmt = stmt.where(Case.status.in_(OPEN_STATUSES), Case.deadline_on < (today or _today()))
-    clause = search_clause(filters.q, session.get_bind().dialect.name)
+    clause = search_clause(filters.q, session.get_bind().dialect.name,
+                           within=lambda model: jurisdiction_clause(user, model))
     if clause is not None:
         stmt = stmt.where(clause)
     return stmt
