@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select, union
 from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
@@ -193,8 +193,12 @@ def repeats_for_case(user: User, case: Case) -> list[tuple[Case, list[str]]]:
     # The matching ids first, through the party indexes (a short list): as a subquery of the
     # ordered, limited case query, SQLite walked every case in id order probing it (0.3 s at
     # 1,000,000 cases when fewer than the limit match).
-    matching = select(Party.case_id).join(Case, Case.id == Party.case_id).where(or_(*[c for _, c in conditions]))
-    ids = sorted(set(session.scalars(matching.limit(REPEAT_CANDIDATES))) - {case.id})
+    # One SELECT per condition (a UNION, not one OR): each is then an index-only lookup (the
+    # name on ix_party_name, the village on ix_case_village_id), where the OR made PostgreSQL
+    # fetch every party and case row of a common name (95 ms at province scale).
+    matching = union(*[select(Party.case_id).join(Case, Case.id == Party.case_id).where(cond)
+                       for _, cond in conditions]).limit(REPEAT_CANDIDATES)
+    ids = sorted(set(session.scalars(matching)) - {case.id})
     if not ids:
         return []
     others = {c.id: c for c in session.scalars(scope_cases(user).where(Case.id.in_(ids))
