@@ -497,14 +497,17 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
     from sqlalchemy import create_engine, text
     engine = create_engine(url)
     with engine.connect() as conn:
-        numbers = [r[0] for r in conn.execute(text("SELECT number FROM dispute_case ORDER BY id DESC LIMIT 5000"))]
+        # the measured county's cases (at province scale the others are outside the user's area: 404)
+        county = "(SELECT id FROM org_unit WHERE code = '429960')"
+        numbers = [r[0] for r in conn.execute(text(
+            f"SELECT number FROM dispute_case WHERE county_id = {county} ORDER BY id DESC LIMIT 5000"))]
         numbers = rng.sample(numbers, min(500, len(numbers)))
         names = [r[0] for r in conn.execute(text("SELECT name FROM party WHERE id % 53 = 0 LIMIT 200"))]
         before = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
         # a few open cases every client edits at once (so saves collide: conflicts, never losses)
         edited = [r[0] for r in conn.execute(text(
             "SELECT number FROM dispute_case WHERE status IN ('pending_triage','in_mediation','escalated',"
-            "'transferred') ORDER BY id DESC LIMIT 3"))]
+            f"'transferred') AND county_id = {county} ORDER BY id DESC LIMIT 3"))]
     lists = ["/cases/", "/cases/?" + urlencode({"type": "邻里", "status": "closed"}),
              "/cases/?" + urlencode({"township": TOWNSHIP_CODE, "risk": "high"}), "/cases/?status=open"]
     if deep_cursor:
