@@ -421,11 +421,11 @@ def _summary_state() -> tuple[list[tuple[int, int]], bool]:
 class _Reader:
     """The summary as one report reads it: refreshed first when the transaction may write;
     otherwise the pending (dirty) keys' rows are left out and their live rows kept here, so
-    every figure is the clean rows' SQL sum plus the same sum over ``live`` in Python."""
+    every figure is the clean rows' SQL sum plus the same sum over ``live`` in Python.  Only
+    months up to ``last_ym`` matter: a case registered later cannot count in a figure of them."""
 
-    def __init__(self, org: OrgUnit, first_ym: int, last_ym: int):
+    def __init__(self, org: OrgUnit, last_ym: int):
         from app.reports.queries import org_clause
-        self.org, self.first_ym, self.last_ym = org, first_ym, last_ym
         self.scope = org_clause(org, CaseFigureSummary)
         self.everything_live = False
         self.live: list[dict] = []
@@ -462,7 +462,7 @@ def summary_counts(org: OrgUnit, first_ym: int, last_ym: int) -> dict[str, int]:
     """The summary's figures (``FIGURES``) of ``org`` for the whole months ``first_ym`` ..
     ``last_ym``: equal to ``case_counts`` of that period (tests prove it)."""
     S = CaseFigureSummary
-    reader = _Reader(org, first_ym, last_ym)
+    reader = _Reader(org, last_ym)
     cohort = and_(S.close_ym > 0, S.close_ym <= last_ym)
     reg = session.execute(reader.clean(
         select(*[func.coalesce(func.sum(getattr(S, f)), 0) for f in REG_FIGURES],
@@ -489,7 +489,7 @@ def summary_by_township(org: OrgUnit, first_ym: int, last_ym: int) -> dict[int, 
     """Accepted and accepted_resolved of each township of county ``org`` for the whole months
     ``first_ym`` .. ``last_ym`` (township id → (accepted, accepted_resolved))."""
     S = CaseFigureSummary
-    reader = _Reader(org, first_ym, last_ym)
+    reader = _Reader(org, last_ym)
     cohort = and_(S.close_ym > 0, S.close_ym <= last_ym)
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for tid, a, r in session.execute(reader.clean(
@@ -510,7 +510,7 @@ def summary_backlog(org: OrgUnit, last_ym: int) -> dict[int, tuple[int, int]]:
     cases not closed by then, of which graded 高), read from the rows still open then
     (``close_ym`` 0 or after ``last_ym``: the closed-month index, not the history)."""
     S = CaseFigureSummary
-    reader = _Reader(org, 190001, last_ym)
+    reader = _Reader(org, last_ym)
     still_open = or_(S.close_ym == 0, S.close_ym > last_ym)
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for ym, n, high in session.execute(reader.clean(
@@ -533,7 +533,7 @@ def monthly_counts(org: OrgUnit, first_ym: int, last_ym: int) -> dict[int, dict[
     S = CaseFigureSummary
     months = _month_range(first_ym, last_ym)
     out: dict[int, dict[str, int]] = {ym: {f: 0 for f in TREND_FIGURES} for ym in months}
-    reader = _Reader(org, first_ym, last_ym)
+    reader = _Reader(org, last_ym)
     cohort = and_(S.close_ym > 0, S.close_ym <= S.reg_ym)
     for ym, reg, acc, res in session.execute(reader.clean(
             select(S.reg_ym, func.sum(S.registered), func.sum(S.accepted),
