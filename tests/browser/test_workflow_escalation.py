@@ -77,6 +77,9 @@ def open_action(page, name):
     page.click(f"button[data-action={name}]")
     form = page.locator(f"form[data-testid=form-{name}]")
     form.wait_for(state="visible")
+    # Bootstrap's collapse animates its height: click into the form only once it is fully open
+    # ("collapse show", no longer "collapsing"), which takes longer on a loaded machine
+    page.locator(f"#wf-{name}.collapse.show").wait_for(state="visible")
     return form
 
 
