@@ -87,6 +87,9 @@ class Config:
     CASE_NUMBER_PREFIX = os.environ.get("CASE_NUMBER_PREFIX", "QH")
     # Werkzeug's scrypt: memory-hard, no extra dependency.
     PASSWORD_HASH_METHOD = "scrypt"
+    # Computed report figures kept per process, keyed by the data's write counters
+    # (app.reports.cache); 0 turns the cache off.
+    REPORT_CACHE_SIZE = int(os.environ.get("REPORT_CACHE_SIZE", "512"))
 
     def __init__(self) -> None:
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or self._fallback_secret()

@@ -12,3 +12,4 @@ from app.screening.models import Sweep, SweepFinding  # noqa: F401
 from app.settings.models import CalendarDay, CaseSource, DisputeType, RiskFactor, Setting  # noqa: F401
 import app.cases.search  # noqa: E402,F401  (installs the case search table/indexes on create_all)
 from app.reports.summary import CaseFigureSummary, SummaryDirty  # noqa: E402,F401  (figure summary)
+from app.reports.cache import DataGeneration  # noqa: E402,F401  (report cache counters)

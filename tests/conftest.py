@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app import db as app_db
+from app.reports import cache as report_cache
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -85,6 +86,8 @@ def db(app):
     outer = connection.begin()
     app_db.session.remove()
     app_db.session.configure(bind=connection, join_transaction_mode="create_savepoint")
+    # the rolled-back transaction hands the next test the same write counters with other data
+    report_cache.clear()
     ctx = app.app_context()
     ctx.push()
     try:

@@ -48,9 +48,20 @@ def _require(capability: str) -> None:
 
 
 def _filter_choices(user: User) -> dict:
+    townships = townships_in_jurisdiction(user)
     return {"statuses": vocab.STATUSES, "types": active_types(), "sources": active_sources(),
-            "townships": townships_in_jurisdiction(user), "villages": villages_in_jurisdiction(user),
+            "townships": townships, "village_options": _village_options(user, townships),
             "sorts": {k: v[0] for k, v in SORTS.items()}}
+
+
+def _village_options(user: User, townships: list) -> list[tuple[str, str]]:
+    """(code, label) of the village filter: the village's name, with its township's when the
+    user sees several townships.  Labels made here: a county's 140 villages would otherwise
+    cost the list page a template attribute walk (and a parent lookup) per option."""
+    names = {t.id: t.name for t in townships}
+    several = len(townships) > 1
+    return [(v.code, f"{v.name}（{names.get(v.township_id, '')}）" if several else v.name)
+            for v in villages_in_jurisdiction(user)]
 
 
 def _list_filters(args) -> tuple[CaseFilters | None, str | None]:

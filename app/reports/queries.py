@@ -362,9 +362,15 @@ def township_counts(org: OrgUnit, p: Period) -> dict[int, tuple[int, int]]:
 
 
 def by_township(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
-    """Every township of a county with its accepted, accepted_resolved and rate, by code."""
+    """Every township of a county with its accepted, accepted_resolved and rate, by code (from
+    the report cache while no write could have changed them)."""
     if org.level != "county":
         return []
+    from app.reports.cache import cached
+    return cached("townships", org, (p.start, p.end), lambda: _compute_by_township(org, p))
+
+
+def _compute_by_township(org: OrgUnit, p: Period) -> list[dict[str, Any]]:
     counts = township_counts(org, p)
     townships = session.scalars(select(OrgUnit).where(OrgUnit.level == "township", OrgUnit.county_id == org.id)
                                 .order_by(OrgUnit.code))
@@ -385,7 +391,15 @@ def figures_and_counts(org: OrgUnit, p: Period, breakdowns: bool = True,
                        backlog: Optional[dict[str, int]] = None) -> tuple[dict[str, Any], dict[str, int]]:
     """``figures`` and the raw counts (``report_counts``) it was computed from (the report page
     shows some counts, e.g. resolved at village level, that the §10 object gives only as
-    shares).  ``backlog``: as for ``report_counts``."""
+    shares).  ``backlog``: as for ``report_counts`` (the same figures, so not in the cache key).
+    Served from the report cache (``app.reports.cache``) while no write could have changed them."""
+    from app.reports.cache import cached
+    return cached("figures", org, (p.start, p.end, breakdowns),
+                  lambda: _compute_figures_and_counts(org, p, breakdowns, backlog))
+
+
+def _compute_figures_and_counts(org: OrgUnit, p: Period, breakdowns: bool,
+                                backlog: Optional[dict[str, int]]) -> tuple[dict[str, Any], dict[str, int]]:
     c = report_counts(org, p, backlog)
     r = reception_counts(org, p)
     out: dict[str, Any] = {

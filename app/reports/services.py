@@ -46,6 +46,11 @@ def trend(org: OrgUnit, year: int, month: int, months: int = 12) -> dict[str, An
     (``app.reports.summary``), whose figures are the §6 figures of each month: accepted and
     accepted_resolved by registration month (resolved by the end of that month), resolved by
     closing month."""
+    from app.reports.cache import cached
+    return cached("trend", org, (year, month, months), lambda: _compute_trend(org, year, month, months))
+
+
+def _compute_trend(org: OrgUnit, year: int, month: int, months: int) -> dict[str, Any]:
     from app.reports.summary import monthly_counts
     span = [shift_month(year, month, d) for d in range(-(months - 1), 1)]
     yms = [y * 100 + m for y, m in span]

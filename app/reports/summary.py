@@ -353,6 +353,8 @@ def rebuild_summary() -> int:
     _delete_markers([m[0] for m in markers])
     session.info.pop("summary_tx_keys", None)
     session.info.pop("summary_state", None)
+    from app.reports.cache import bump_all
+    bump_all()  # after a rebuild (e.g. a bulk load beside the session) no cached report stands
     return session.scalar(select(func.count()).select_from(CaseFigureSummary)) or 0
 
 
