@@ -89,7 +89,9 @@ def nav_items(app):
     """The navigation entries the current user's role may use (and this build has)."""
     if not current_user.is_authenticated:
         return []
-    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    endpoints = app.extensions.get("qy_endpoints")
+    if endpoints is None:  # the routes are all registered before the first request renders a page
+        endpoints = app.extensions["qy_endpoints"] = frozenset(rule.endpoint for rule in app.url_map.iter_rules())
     items = []
     for capability, endpoint, label, icon in NAV_ITEMS:
         if endpoint not in endpoints:

@@ -193,3 +193,14 @@ def test_cached_computations_read_only_report_tables(app, db):
     assert "dispute_case" in read and "reception_entry" in read  # the capture saw the reports' SQL
     assert read <= cache.REPORT_TABLES | {"case_figure_summary", "summary_dirty", "data_generation"}, \
         read - cache.REPORT_TABLES
+
+
+def test_the_counters_are_bumped_after_the_summary_refresh():
+    """Lock order on PostgreSQL: the summary's advisory lock, then counter rows (no crosswise waits)."""
+    from app.db import session
+    from app.reports import summary
+    fresh = session.session_factory()  # listeners on the scoped session land on every session it makes
+    names = [getattr(fn, "__name__", "") for fn in fresh.dispatch.before_commit]
+    fresh.close()
+    assert summary._refresh_before_commit.__name__ in names and cache._bump_before_commit.__name__ in names
+    assert names.index(summary._refresh_before_commit.__name__) < names.index(cache._bump_before_commit.__name__)

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.base import NO_VALUE
 
 from app.db import Base, is_sqlite, session
+from app.reports import summary as _summary  # noqa: F401  (its before_commit registers first)
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ REPORT_TABLES = frozenset({"dispute_case", "reception_entry", "sweep", "org_unit
 GLOBAL = 0
 DEFAULT_SIZE = 512
 
+
 class DataGeneration(Base):
     """A write counter: one row per county (``scope`` = its org id) and the global one (0)."""
 
@@ -67,15 +69,19 @@ class DataGeneration(Base):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     nonce: Mapped[int] = mapped_column(BigInteger)
 
+
 @event.listens_for(DataGeneration.__table__, "after_create")
 def _create_global_row(table, connection, **_kw) -> None:
     """``create_all`` (tests, a new database) starts with the global row, as the migration does."""
     connection.execute(table.insert().values(scope=GLOBAL, value=1, nonce=secrets.randbits(62)))
 
+
 # ---------------------------------------------------------------- tracking writes
+
 
 def _scopes(sess) -> set[int]:
     return sess.info.setdefault("generation_scopes", set())
+
 
 def _object_scopes(obj, new: bool = False) -> Optional[set[int]]:
     """Counters a flushed ORM object's write bumps (None: not a report table).  ``new``: an
@@ -95,12 +101,14 @@ def _object_scopes(obj, new: bool = False) -> Optional[set[int]]:
         values.add(obj.id)
     return {v for v in values if v is not None} or {GLOBAL}
 
+
 def _pending_report_writes(sess) -> bool:
     """This transaction changed a report table and has not committed it (bypass the cache)."""
     if sess.info.get("generation_scopes"):
         return True
     return any(getattr(obj, "__tablename__", None) in REPORT_TABLES
                for objs in (sess.new, sess.dirty, sess.deleted) for obj in objs)
+
 
 @event.listens_for(session, "after_flush")
 def _collect(sess, _flush_context) -> None:
@@ -110,6 +118,7 @@ def _collect(sess, _flush_context) -> None:
             found = _object_scopes(obj, new)
             if found:
                 scopes |= found
+
 
 @event.listens_for(session, "do_orm_execute")
 def _collect_core(state) -> None:
@@ -126,21 +135,29 @@ def _collect_core(state) -> None:
     else:
         scopes.add(GLOBAL)
 
+
 @event.listens_for(session, "before_commit")
 def _bump_before_commit(sess) -> None:
+    """Bump the counters this transaction's writes touched.  Runs AFTER the figure summary's
+    refresh (``app.reports.summary`` registers its ``before_commit`` first: this module imports
+    it), so on PostgreSQL every writer takes the summary's advisory lock before any counter row
+    lock, and two writers never wait on each other crosswise (tests check the order)."""
     sess.flush()  # before_commit runs before the final flush: collect its writes first
     scopes = sess.info.pop("generation_scopes", None)
     if scopes:
         bump(sorted(scopes), sess)
+
 
 @event.listens_for(session, "after_rollback")
 def _forget(sess) -> None:
     sess.info.pop("generation_scopes", None)
     sess.info.pop("generation_read", None)
 
+
 @event.listens_for(session, "after_commit")
 def _forget_read(sess) -> None:
     sess.info.pop("generation_read", None)
+
 
 def bump(scopes: Iterable[int], sess=None) -> None:
     """Add 1 to the counters of ``scopes`` (creating missing rows with a fresh nonce), in the
@@ -154,11 +171,14 @@ def bump(scopes: Iterable[int], sess=None) -> None:
                                                 set_={"value": table.c.value + 1}))
     sess.info.pop("generation_read", None)
 
+
 def bump_all(sess=None) -> None:
     """Invalidate every cached report (the global counter): after a rebuild or an outside write."""
     bump([GLOBAL], sess)
 
+
 # ---------------------------------------------------------------- the cache
+
 
 class _LRU:
     def __init__(self):
@@ -191,17 +211,21 @@ class _LRU:
 
 _cache = _LRU()
 
+
 def clear() -> None:
     """Drop every entry of this process (tests whose transactions are rolled back reuse counter values)."""
     _cache.clear()
 
+
 def stats() -> dict[str, int]:
     return {"entries": len(_cache.items), "hits": _cache.hits, "misses": _cache.misses}
+
 
 def _size() -> int:
     if not has_app_context():
         return 0
     return int(current_app.config.get("REPORT_CACHE_SIZE", DEFAULT_SIZE))
+
 
 def _generation(county_id: int) -> Optional[tuple]:
     """(global value, nonce, county value, nonce) as this transaction reads them, once per
@@ -215,6 +239,7 @@ def _generation(county_id: int) -> Optional[tuple]:
     key = None if GLOBAL not in rows else rows[GLOBAL] + rows.get(county_id, (0, 0))
     read[county_id] = key
     return key
+
 
 def cached(what: str, org, params: tuple, compute: Callable[[], T]) -> T:
     """``compute()``, or a copy of the result a previous call got for the same (``what``,
@@ -231,10 +256,11 @@ def cached(what: str, org, params: tuple, compute: Callable[[], T]) -> T:
     key = (what, org.id, params, county_id, generation)
     hit = _cache.get(key)
     if hit is not None:
-        return copy.deepcopy(hit)
+        return hit if isinstance(hit, str) else copy.deepcopy(hit)  # str (page HTML) is immutable
     value = compute()
-    _cache.put(key, copy.deepcopy(value), size)
+    _cache.put(key, value if isinstance(value, str) else copy.deepcopy(value), size)
     return value
+
 
 def cache_entries() -> list[Any]:
     """The keys held now (tests)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from io import BytesIO
+from typing import NamedTuple
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, abort, jsonify, render_template, request, send_file, url_for
@@ -112,11 +113,24 @@ def _period_from_args() -> tuple[Period, str]:
     return Period(date(y, 3 * q - 2, 1), month_period(y, 3 * q).end), _("%(y)s年第%(q)s季度", y=y, q=q)
 
 
-def _orgs_for_picker() -> list[OrgUnit]:
-    """The county, townships and villages the user may see reports of, by code."""
+class PickerUnit(NamedTuple):
+    id: int
+    code: str
+    name: str
+
+
+def _orgs_for_picker() -> list[PickerUnit]:
+    """The county, townships and villages the user may see reports of, by code (from the report
+    cache: they depend on the user's unit and role and on the org tree, whose writes bump it)."""
     mine = services.default_org(current_user)
     if mine is None:
         return []
+    from app.reports.cache import cached
+    return cached("picker", mine, (current_user.role, current_user.org_id),
+                  lambda: [PickerUnit(u.id, u.code, u.name) for u in _picker_units(mine)])
+
+
+def _picker_units(mine: OrgUnit) -> list[OrgUnit]:
     stmt = select(OrgUnit).where(OrgUnit.active, OrgUnit.level.in_(("county", "township", "village")))
     stmt = stmt.where(org_clause(mine, OrgUnit) if mine.level != "village" else OrgUnit.id == mine.id)
     if mine.level == "county":
