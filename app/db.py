@@ -99,10 +99,10 @@ def is_sqlite(bind=None) -> bool:
 
 def autogenerate_include_name(name, type_, parent_names) -> bool:
     """Alembic filter: leave out the search objects of ``app.cases.search`` (the FTS5 table and
-    its shadow tables, the pg_trgm indexes): the migration creates them by hand, not the models."""
+    its shadow tables, the pg_trgm and bigram indexes): the migration creates them by hand, not the models."""
     if type_ == "table" and name and name.startswith("case_search"):
         return False
-    if type_ == "index" and name and name.endswith("_trgm"):
+    if type_ == "index" and name and name.endswith(("_trgm", "_bigram")):
         return False
     return True
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, bindparam, column, event, exists, or_, select, text, union
+from sqlalchemy import Text, and_, bindparam, cast, column, event, exists, func, or_, select, text, union
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.orm import aliased
 from sqlalchemy.engine import Connection
 
@@ -60,7 +61,18 @@ POSTGRES_DDL = [
     "CREATE INDEX IF NOT EXISTS ix_case_summary_trgm ON dispute_case USING gin (summary gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_case_number_trgm ON dispute_case USING gin (number gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_party_name_trgm ON party USING gin (name gin_trgm_ops)",
+] + [
+    # 2-character terms (a two-character name: 王伟): a trigram index has no trigram of them, so
+    # each column also has a GIN index of its lower-cased character pairs; a 2-character term
+    # looks its pair up there and the ILIKE rechecks the rows found.
+    """CREATE OR REPLACE FUNCTION qy_bigrams(t text) RETURNS text[] LANGUAGE sql IMMUTABLE
+       PARALLEL SAFE STRICT AS $$ SELECT coalesce(array_agg(DISTINCT lower(substr(t, i, 2))), '{}'::text[])
+       FROM generate_series(1, char_length(t) - 1) AS i $$""",
+    "CREATE INDEX IF NOT EXISTS ix_case_summary_bigram ON dispute_case USING gin (qy_bigrams(summary))",
+    "CREATE INDEX IF NOT EXISTS ix_case_number_bigram ON dispute_case USING gin (qy_bigrams(number))",
+    "CREATE INDEX IF NOT EXISTS ix_party_name_bigram ON party USING gin (qy_bigrams(name))",
 ]
+BIGRAM_INDEXES = ("ix_case_summary_bigram", "ix_case_number_bigram", "ix_party_name_bigram")
 
 
 def install_search(connection: Connection) -> None:
@@ -84,8 +96,9 @@ def drop_search(connection: Connection) -> None:
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trig}")
         connection.exec_driver_sql("DROP TABLE IF EXISTS case_search")
     elif connection.dialect.name == "postgresql":
-        for ix in ("ix_case_summary_trgm", "ix_case_number_trgm", "ix_party_name_trgm"):
+        for ix in ("ix_case_summary_trgm", "ix_case_number_trgm", "ix_party_name_trgm") + BIGRAM_INDEXES:
             connection.exec_driver_sql(f"DROP INDEX IF EXISTS {ix}")
+        connection.exec_driver_sql("DROP FUNCTION IF EXISTS qy_bigrams(text)")
 
 
 def _after_create(target, connection, tables=None, **_kw) -> None:
@@ -155,6 +168,14 @@ def search_clause(q: str | None, dialect: str, per_row: bool = False, within=Non
             ids = union(select(Case.id).where(Case.summary.ilike(pattern, escape="\\")),
                         select(Case.id).where(Case.number.ilike(pattern, escape="\\")),
                         select(Party.case_id).where(Party.name.ilike(pattern, escape="\\")))
+            clauses.append(Case.id.in_(ids))
+        elif dialect == "postgresql" and len(term) == 2:
+            # the pair's entries in the bigram GIN indexes, rechecked by ILIKE (lower-cased
+            # both sides, as ILIKE compares)
+            pattern, pair = _like_pattern(term), cast(array([term.lower()]), ARRAY(Text))
+            ids = union(*[select(key).where(func.qy_bigrams(col).op("@>")(pair), col.ilike(pattern, escape="\\"))
+                          for key, col in ((Case.id, Case.summary), (Case.id, Case.number),
+                                           (Party.case_id, Party.name))])
             clauses.append(Case.id.in_(ids))
         elif dialect == "postgresql":
             clauses.append(_like_clause(term, "ilike", within))
