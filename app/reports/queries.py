@@ -33,6 +33,7 @@ Counting decisions (each reproduces the sample county's expected.json exactly):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Optional
@@ -97,7 +98,14 @@ def _signed_off_within_24h() -> ColumnElement[bool]:
 
 
 def case_predicates(p: Period) -> dict[str, ColumnElement[bool]]:
-    """The WHERE clause of every case figure for period ``p`` (used by totals and drill-downs)."""
+    """The WHERE clause of every case figure for period ``p`` (used by totals and drill-downs).
+    Built once per (period, dialect) and shared: SQLAlchemy expressions are immutable, and a
+    report builds the same ~25 expressions for each of its periods (a fresh dict each call)."""
+    return dict(_predicates(p, session.get_bind().dialect.name))
+
+
+@lru_cache(maxsize=256)
+def _predicates(p: Period, _dialect: str) -> dict[str, ColumnElement[bool]]:
     registered = Case.registered_on.between(p.start, p.end)
     accepted = and_(registered, Case.status != "declined")
     closed = and_(Case.closed_on.between(p.start, p.end), Case.outcome != "declined")
