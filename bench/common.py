@@ -125,9 +125,18 @@ def analyze(session) -> None:
         return
     session.execute(text("ANALYZE"))
     session.commit()
-    # the load went through the WAL (gigabytes at 1,000,000 cases): copy what is left of it into
-    # the database and truncate the file (SQLite otherwise keeps it at its largest size)
-    session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    checkpoint(bind)
+
+
+def checkpoint(engine) -> None:
+    """SQLite: copy what is left of the WAL into the database and truncate the file (a load of
+    1,000,000 cases leaves it at gigabytes, a size SQLite otherwise keeps).  On a DBAPI
+    connection outside any transaction: a checkpoint cannot run inside one."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        raw.close()
 
 
 def pct(values: list[float], p: float) -> float:

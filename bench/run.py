@@ -45,7 +45,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, ROOT, create_schema_and_seed, database_exists, db_kind,  # noqa: E402
+from common import (RESULTS_DIR, ROOT, checkpoint, create_schema_and_seed, database_exists, db_kind,  # noqa: E402
                     drop_and_create, make_app, median, pct, resolve_url)
 
 PASSWORD = "Qingyuan@2026"
@@ -754,8 +754,7 @@ def main(argv=None) -> int:
         from app import db as app_db
         app_db.Base.metadata.create_all(app_db.get_engine(app))
         if kind == "sqlite":  # a WAL file left at gigabytes by an earlier load: checkpointed and truncated
-            with app_db.get_engine(app).connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            checkpoint(app_db.get_engine(app))
     rng = random.Random(10)
     print("server time ...", flush=True)
     pages, floors, details = server_times(app, args.repeat, rng, args.budget)
