@@ -37,7 +37,7 @@ import copy
 import secrets
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 
 from flask import current_app, has_app_context
 from sqlalchemy import BigInteger, Integer, event, select
@@ -260,9 +260,3 @@ def cached(what: str, org, params: tuple, compute: Callable[[], T]) -> T:
     value = compute()
     _cache.put(key, value if isinstance(value, str) else copy.deepcopy(value), size)
     return value
-
-
-def cache_entries() -> list[Any]:
-    """The keys held now (tests)."""
-    with _cache.lock:
-        return list(_cache.items)
