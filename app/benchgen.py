@@ -3,7 +3,11 @@ benchmarks and demos.
 
 Cases follow plausible distributions (types and sources as in the sample county, ~90 % closed,
 mostly 调解成功, a few 高风险, follow-ups for most agreements) with parties, timelines and
-follow-ups.  Rows go in with bulk ``INSERT``s of 5,000 (no ORM objects), so a million cases
+follow-ups, and the workflow records a real county has: risk gradings of every medium and high
+case, sign-offs of the high ones, department transfers (answered for 部门化解 closes, some still
+open and overdue), invitations to joint mediation, a few 督办 orders, cases waiting for triage
+or escalated, and the follow-up due date of every agreement (so the 工作台's to-do lists and the
+case page's panels are measured on data that has them).  Rows go in with bulk ``INSERT``s of 5,000 (no ORM objects), so a million cases
 take minutes on a 2-core machine.  Deterministic for a given ``--seed``.
 """
 from __future__ import annotations
@@ -16,7 +20,8 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import insert, select
 
-from app.cases.models import Case, FollowUp, Party, TimelineEntry
+from app.cases.models import (Case, DepartmentTask, FollowUp, Party, RiskGrading, SignOff, SupervisionOrder,
+                              TimelineEntry)
 from app.cases.numbering import case_number_prefix
 from app.cases.models import CaseNumberCounter
 from app.db import session
@@ -105,11 +110,20 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
     for row in session.scalars(select(CaseNumberCounter).where(CaseNumberCounter.prefix == prefix)):
         counters[row.year] = row.last
     first_new_years = set()
+    # departments a case can be transferred to: its township's, else its county's
+    departments: dict[int, list[int]] = {}
+    for dept_id, parent_id, dept_county in session.execute(
+            select(OrgUnit.id, OrgUnit.parent_id, OrgUnit.county_id)
+            .where(OrgUnit.level == "department", OrgUnit.county_id.in_(county_ids)).order_by(OrgUnit.id)):
+        departments.setdefault(parent_id, []).append(dept_id)
+        if parent_id != dept_county:
+            departments.setdefault(dept_county, []).append(dept_id)
     next_case_id = (session.scalar(select(Case.id).order_by(Case.id.desc()).limit(1)) or 0) + 1
     inserted = 0
     t0 = time.perf_counter()
     for offset in range(0, count, batch):
         cases, parties, timeline, follow_ups = [], [], [], []
+        gradings, sign_offs, tasks, orders = [], [], [], []
         for registered_on in dates[offset: offset + batch]:
             year = registered_on.year
             if year not in counters:
@@ -128,10 +142,20 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
                 timedelta(hours=rng.randint(0, 10))
             closed_on = None
             status = "in_mediation" if outcome is None else "closed"
+            escalation_due_on = None
             if outcome == "declined":
                 status = "declined"
             elif outcome is not None:
                 closed_on = min(registered_on + timedelta(days=int(rng.gammavariate(2.0, 10)) + 1), today)
+            else:  # open: the newest wait for triage; some were escalated or transferred
+                x = rng.random()
+                if age <= 3 and x < 0.5:
+                    status = "pending_triage"
+                elif x < 0.06:
+                    status, escalation_due_on = "escalated", registered_on + timedelta(days=3)
+                    level = "township" if level == "village" else "county"
+                elif x < 0.14:
+                    status = "transferred"
             case_id = next_case_id
             next_case_id += 1
             follow = outcome == "success" and closed_on and rng.random() < 0.7
@@ -148,7 +172,9 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
                 registered_on=registered_on, registered_at=registered_at, risk_level=risk,
                 high_risk_at=registered_at if risk == "high" else None,
                 signed_off_at=registered_at + timedelta(hours=rng.randint(1, 40)) if risk == "high" else None,
-                deadline_on=registered_on + timedelta(days=30), deadline_extended=False,
+                deadline_on=None if status == "pending_triage" else registered_on + timedelta(days=30),
+                deadline_extended=False, escalation_due_on=escalation_due_on,
+                follow_up_due_on=closed_on + timedelta(days=30) if outcome == "success" else None,
                 closed_on=closed_on,
                 closed_at=(datetime.combine(closed_on, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=8)) if closed_on else None,
                 outcome=outcome, agreement_form=(rng.choice(["written", "written", "oral"]) if outcome == "success" else None),
@@ -173,11 +199,39 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             if follow:
                 follow_ups.append(dict(case_id=case_id, visited_on=followed_up_on, performance=performance,
                                        satisfaction=satisfaction, notes="生成数据"))
+            if risk in ("medium", "high"):
+                gradings.append(dict(case_id=case_id, level=risk, suggested_level=risk, factors=["生成数据"],
+                                     graded_at=registered_at + timedelta(hours=1)))
+            if risk == "high":
+                sign_offs.append(dict(case_id=case_id, signed_at=cases[-1]["signed_off_at"],
+                                      plan="生成数据：包案化解方案", task_force=None))
+            depts = departments.get(village.township_id) or departments.get(village.county_id)
+            if depts:
+                requested_at = registered_at + timedelta(hours=2)
+                if outcome == "department_resolved" or status == "transferred":
+                    done = outcome == "department_resolved"
+                    tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="transfer",
+                                      request="生成数据：请依职责处理", requested_at=requested_at,
+                                      due_on=registered_on + timedelta(days=7),
+                                      answered_at=cases[-1]["closed_at"] if done else None,
+                                      answer="已处理" if done else None, resolved=True if done else None))
+                elif outcome == "success" and rng.random() < 0.05:
+                    tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="invite",
+                                      request="生成数据：请参加联调", requested_at=requested_at,
+                                      due_on=registered_on + timedelta(days=7), answered_at=requested_at + timedelta(days=2),
+                                      answer="已参加联调", resolved=None))
+            if outcome is None and status != "pending_triage" and rng.random() < 0.03:
+                orders.append(dict(case_id=case_id, issuing_org_id=village.county_id,
+                                   responsible_org_id=village.township_id, requirement="生成数据：请按期化解并报告",
+                                   due_on=registered_on + timedelta(days=15),
+                                   issued_at=registered_at + timedelta(days=5)))
         session.execute(insert(Case.__table__), cases)
         session.execute(insert(Party.__table__), parties)
         session.execute(insert(TimelineEntry.__table__), timeline)
-        if follow_ups:
-            session.execute(insert(FollowUp.__table__), follow_ups)
+        for model, rows in ((FollowUp, follow_ups), (RiskGrading, gradings), (SignOff, sign_offs),
+                            (DepartmentTask, tasks), (SupervisionOrder, orders)):
+            if rows:
+                session.execute(insert(model.__table__), rows)
         inserted += len(cases)
         if echo and (offset // batch) % 20 == 0:
             echo(f"  {inserted:,} / {count:,} cases ({time.perf_counter() - t0:.0f} s)")

@@ -7,7 +7,8 @@ from datetime import date
 from sqlalchemy import func, select
 
 from app.benchgen import generate_cases
-from app.cases.models import Case, CaseNumberCounter, FollowUp, Party, TimelineEntry
+from app.cases.models import (Case, CaseNumberCounter, DepartmentTask, FollowUp, Party, RiskGrading, SignOff,
+                              SupervisionOrder, TimelineEntry)
 from app.orgs.models import OrgUnit
 from app.orgs.services import find_by_code
 
@@ -36,6 +37,25 @@ def test_generator_distributions_and_integrity(db):
     followed = [c for c in cases if c.followed_up_on is not None]
     assert db.scalar(select(func.count(FollowUp.id))) == len(followed) > 0
     assert all(c.outcome == "success" for c in followed)
+    # the workflow records a county has: every medium/high case graded, every high one signed off,
+    # 部门化解 closes answered transfers, open transfers on 已转办 cases, the newest waiting for triage
+    graded = db.scalars(select(RiskGrading.case_id)).all()
+    assert sorted(graded) == sorted(c.id for c in cases if c.risk_level in ("medium", "high"))
+    assert sorted(db.scalars(select(SignOff.case_id))) == sorted(c.id for c in cases if c.risk_level == "high")
+    tasks = db.scalars(select(DepartmentTask)).all()
+    by_id = {c.id: c for c in cases}
+    transfers = [t for t in tasks if t.kind == "transfer"]
+    assert {t.case_id for t in transfers if t.answered_at} == \
+        {c.id for c in cases if c.outcome == "department_resolved"}
+    assert {t.case_id for t in transfers if t.answered_at is None} == {c.id for c in cases if c.status == "transferred"}
+    assert all(by_id[t.case_id].outcome == "success" and t.answered_at for t in tasks if t.kind == "invite")
+    departments = {o.id: o for o in db.scalars(select(OrgUnit).where(OrgUnit.level == "department"))}
+    assert all(departments[t.department_id].county_id == by_id[t.case_id].county_id for t in tasks)
+    assert statuses["pending_triage"] > 0 and statuses["escalated"] > 0 and statuses["transferred"] > 0
+    assert all(c.deadline_on is None for c in cases if c.status == "pending_triage")
+    assert all(c.escalation_due_on is not None for c in cases if c.status == "escalated")
+    assert all(by_id[o.case_id].closed_on is None for o in db.scalars(select(SupervisionOrder)))
+    assert all((c.follow_up_due_on is not None) == (c.outcome == "success") for c in cases)
     # the numbering counters continue after the generated numbers
     for year in {c.registered_on.year for c in cases}:
         last = db.scalar(select(CaseNumberCounter.last).where(CaseNumberCounter.year == year))

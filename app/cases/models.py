@@ -16,6 +16,12 @@ from app.db import Base, utcnow
 from app.orgs.models import OrgUnit
 
 
+# The WHERE clauses of the to-do partial indexes (``Case.follow_up_pending`` /
+# ``Case.deadline_pending`` give the same terms to queries).
+FOLLOW_UP_PENDING = "follow_up_due_on IS NOT NULL AND (followed_up_on IS NULL OR followed_up_on < closed_on)"
+DEADLINE_PENDING = "deadline_on IS NOT NULL AND closed_on IS NULL"
+
+
 class Case(Base):
     """One dispute, numbered once and never renumbered (一案一码).
 
@@ -60,6 +66,14 @@ class Case(Base):
         Index("ix_case_status", "status"),
         # the dashboard's open, overdue and high-risk counts of a county: index-only
         Index("ix_case_county_status", "county_id", "status", "risk_level", "deadline_on", "signed_off_at"),
+        # The 工作台's to-do lists (app/workflow/todos.py), most urgent first: agreements still
+        # waiting for their follow-up by due day, and open cases by deadline.  Partial, so they
+        # hold only the few rows still to act on, not ten years of closed cases; the queries
+        # repeat these WHERE terms word for word so both databases prove the index usable.
+        Index("ix_case_follow_up_due", "follow_up_due_on", "id",
+              sqlite_where=text(FOLLOW_UP_PENDING), postgresql_where=text(FOLLOW_UP_PENDING)),
+        Index("ix_case_open_deadline", "deadline_on", "id",
+              sqlite_where=text(DEADLINE_PENDING), postgresql_where=text(DEADLINE_PENDING)),
         # 民转刑 flags are rare: partial indexes keep the report's two flag counts off the table.
         Index("ix_case_criminal_turned", "criminal_turned_on",
               sqlite_where=text("criminal_turned_on IS NOT NULL"),
@@ -220,7 +234,10 @@ class DepartmentTask(Base):
 
     __tablename__ = "department_task"
     __table_args__ = (CheckConstraint("kind IN ('transfer','invite')", name="kind"),
-                      Index("ix_department_task_dept_open", "department_id", "answered_at"))
+                      Index("ix_department_task_dept_open", "department_id", "answered_at"),
+                      # unanswered tasks by due day: the overdue-transfer to-do reads only these
+                      Index("ix_department_task_open_due", "due_on", "id",
+                            sqlite_where=text("answered_at IS NULL"), postgresql_where=text("answered_at IS NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id", ondelete="CASCADE"), index=True)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Case, DepartmentTask, FollowUp
-from app.cases.queries import scope_cases
+from app.cases.queries import has_related, scope_cases
 from app.cases.services import MEDIATOR_ROLES
 from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
 from app.db import session
@@ -141,22 +141,25 @@ def suggestions(case: Case, limit: int = 8) -> list[RosterRow]:
 # The case page's section
 
 def case_records(case: Case) -> dict[str, Any]:
-    # participants, obligations and departments loaded with their parents: no query per row
-    sessions = list(session.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
-                                    .options(selectinload(MediationSession.participants))
-                                    .order_by(MediationSession.held_on, MediationSession.id)))
-    agreements = list(session.scalars(select(Agreement).where(Agreement.case_id == case.id)
-                                      .options(selectinload(Agreement.obligations)).order_by(Agreement.id)))
-    invites = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id,
-                                                               DepartmentTask.kind == "invite")
-                                   .options(joinedload(DepartmentTask.department))
-                                   .order_by(DepartmentTask.id)))
-    closures = list(session.scalars(select(CaseClosure).where(CaseClosure.case_id == case.id).order_by(CaseClosure.id)))
-    follow_ups = list(session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)))
-    confirmations = list(session.scalars(select(JudicialConfirmation).where(JudicialConfirmation.case_id == case.id)
-                                         .order_by(JudicialConfirmation.id)))
-    changes = list(session.scalars(select(MediatorChange).where(MediatorChange.case_id == case.id)
-                                   .order_by(MediatorChange.id)))
+    """The mediation records the case page lists.  Only the tables holding rows of this case are
+    read (``has_related``: one EXISTS statement for all of them); participants, obligations and
+    departments come with their parents, never a query per row."""
+    def rows(table: str, stmt) -> list:
+        return list(session.scalars(stmt)) if has_related(case, table) else []
+    sessions = rows("mediation_session", select(MediationSession).where(MediationSession.case_id == case.id)
+                    .options(selectinload(MediationSession.participants))
+                    .order_by(MediationSession.held_on, MediationSession.id))
+    agreements = rows("mediation_agreement", select(Agreement).where(Agreement.case_id == case.id)
+                      .options(selectinload(Agreement.obligations)).order_by(Agreement.id))
+    invites = rows("department_task", select(DepartmentTask).where(DepartmentTask.case_id == case.id,
+                                                                   DepartmentTask.kind == "invite")
+                   .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id))
+    closures = rows("case_closure", select(CaseClosure).where(CaseClosure.case_id == case.id).order_by(CaseClosure.id))
+    follow_ups = rows("follow_up", select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id))
+    confirmations = rows("judicial_confirmation", select(JudicialConfirmation)
+                         .where(JudicialConfirmation.case_id == case.id).order_by(JudicialConfirmation.id))
+    changes = rows("mediator_change", select(MediatorChange).where(MediatorChange.case_id == case.id)
+                   .order_by(MediatorChange.id))
     return {"sessions": sessions, "agreements": agreements, "agreement": agreements[-1] if agreements else None,
             "invites": invites, "closures": closures, "follow_ups": follow_ups, "confirmations": confirmations,
             "changes": changes}

@@ -61,8 +61,10 @@ def case_section_context(case: Case) -> dict:
     ctx["lead_conflict"] = (services.conflict_reason(case, lead.display_name, lead.phone)
                             if lead is not None and case.is_open else None)
     ctx["lead"] = lead
-    ctx.update(missing=services.completeness(case) if case.status == "closed" else [],
-               confirmation_deadline=queries.confirmation_deadline(case),
+    agreement = ctx["agreement"]
+    ctx.update(missing=services.completeness(case, ctx) if case.status == "closed" else [],
+               confirmation_deadline=queries.confirmation_deadline(
+                   case, (agreement.agreed_on if agreement is not None else None) or case.closed_on),
                suggestions=queries.suggestions(case, 5) if case.status in ("pending_triage", "in_mediation") else [],
                writable=case.status != "archived" and current_user.role in MEDIATOR_ROLES | {"grid_worker"},
                is_mediator=current_user.role in MEDIATOR_ROLES, doc_kinds=documents.KINDS,

@@ -474,19 +474,24 @@ def current_agreement(case: Case) -> Optional[Agreement]:
                            .order_by(Agreement.id.desc())).first()
 
 
-def completeness(case: Case) -> list[str]:
-    """What the case file (一案一卷) still lacks before it may be archived; empty when complete."""
+def completeness(case: Case, records: Optional[dict] = None) -> list[str]:
+    """What the case file (一案一卷) still lacks before it may be archived; empty when complete.
+    ``records``: the case's ``queries.case_records`` when the caller has them (the case page),
+    so nothing is read twice."""
     missing: list[str] = []
     if case.status != "closed":
         missing.append("案件尚未办结")
         return missing
     if not case.parties:
         missing.append("当事人信息")
-    has_session = session.scalar(select(MediationSession.id).where(MediationSession.case_id == case.id).limit(1))
+    if records is not None:
+        has_session = bool(records["sessions"])
+    else:
+        has_session = session.scalar(select(MediationSession.id).where(MediationSession.case_id == case.id).limit(1))
     if case.outcome in ("success", "failed") and not has_session:
         missing.append("调解记录（至少一次调解）")
     if case.outcome == "success":
-        agreement = current_agreement(case)
+        agreement = records["agreement"] if records is not None else current_agreement(case)
         if agreement is None:
             missing.append("调解协议（书面协议书或口头协议登记）")
         elif agreement.form == "written" and not agreement.obligations:
@@ -495,8 +500,12 @@ def completeness(case: Case) -> list[str]:
             missing.append("回访记录（达成协议的案件须先回访）")
     if case.outcome in ("failed", "withdrawn"):
         kind = "terminated" if case.outcome == "failed" else "withdrawn"
-        if not session.scalar(select(CaseClosure.id).where(CaseClosure.case_id == case.id,
-                                                          CaseClosure.kind == kind).limit(1)):
+        if records is not None:
+            closed = any(c.kind == kind for c in records["closures"])
+        else:
+            closed = session.scalar(select(CaseClosure.id).where(CaseClosure.case_id == case.id,
+                                                                CaseClosure.kind == kind).limit(1))
+        if not closed:
             missing.append("终止调解的原因及告知途径" if kind == "terminated" else "撤回申请记录")
     return missing
 

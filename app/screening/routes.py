@@ -238,8 +238,7 @@ def _case_extras(case):
     window, threshold = queries.cluster_settings()
     cluster = queries.cluster_for_case(current_user, case)
     return {"repeats": queries.repeats_for_case(current_user, case), "cluster": cluster, "window": window,
-            "threshold": threshold, "can_flag": can_flag_criminal(current_user),
-            "form": CriminalFlagForm() if can_flag_criminal(current_user) else None}
+            "threshold": threshold, "can_flag": can_flag_criminal(current_user)}
 
 
 @bp.app_context_processor

@@ -70,31 +70,40 @@ def check_entry_version(entry, expected: Any, current: dict[str, Any], submitted
 
 
 def get_setting(key: str) -> Any:
-    """The stored value of ``key``, or its default.  A stored row stays in the session's identity
-    map; a key with no row is remembered for the rest of the transaction, so a page asking for
-    it once per row (deadline badges) costs one query, not one per row."""
-    absent = session.info.setdefault("settings_absent", set())
-    if key in absent:
-        return DEFAULTS.get(key)
-    row = session.get(Setting, key)
-    if row is None:
-        absent.add(key)
+    """The stored value of ``key``, or its default.  The first call in a transaction reads every
+    setting row at once (a few dozen at most) and keeps them in the session for the rest of it,
+    so a page that needs several settings (deadlines, cluster window and threshold, sign-off
+    hours) costs one query, not one per key or per row."""
+    rows = session.info.get("settings_rows")
+    if rows is None:
+        rows = session.info["settings_rows"] = {r.key: r for r in session.scalars(select(Setting))}
+    row = rows.get(key)
     return row.value if row is not None else DEFAULTS.get(key)
 
 
+@event.listens_for(session, "do_orm_execute")
+def _forget_settings_after_write(state) -> None:
+    """A Core UPDATE/DELETE through the session may change a setting row behind the ORM."""
+    if not state.is_select:
+        state.session.info.pop("settings_rows", None)
+
+
 @event.listens_for(session, "after_transaction_end")
-def _forget_absent_settings(sess, transaction) -> None:
+def _forget_settings(sess, transaction) -> None:
     if transaction.parent is None:
-        sess.info.pop("settings_absent", None)
+        sess.info.pop("settings_rows", None)
 
 
 def set_setting(key: str, value: Any) -> None:
-    session.info.get("settings_absent", set()).discard(key)
     row = session.get(Setting, key)
     if row is None:
-        session.add(Setting(key=key, value=value))
+        row = Setting(key=key, value=value)
+        session.add(row)
     else:
         row.value = value
+    rows = session.info.get("settings_rows")
+    if rows is not None:
+        rows[key] = row
     session.flush()
 
 

@@ -9,10 +9,12 @@ from typing import Any
 
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
 from app.cases.models import Case, DepartmentTask, RiskGrading, SignOff, SupervisionOrder
 from app.cases import services
+from app.cases.queries import has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
 from app.db import session
 from app.orgs.models import OrgUnit
@@ -33,19 +35,24 @@ def _names(ids) -> dict[int, str]:
 
 def panel_context(case: Case) -> dict[str, Any]:
     today = today_local()
+    # only the tables that hold rows of this case are read (one EXISTS statement tells which)
     gradings = list(session.scalars(select(RiskGrading).where(RiskGrading.case_id == case.id)
-                                    .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc())))
-    sign_offs = list(session.scalars(select(SignOff).where(SignOff.case_id == case.id).order_by(SignOff.id.desc())))
+                                    .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))) \
+        if has_related(case, "risk_grading") else []
+    sign_offs = list(session.scalars(select(SignOff).where(SignOff.case_id == case.id).order_by(SignOff.id.desc()))) \
+        if has_related(case, "sign_off") else []
     tasks = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id)
-                                 .order_by(DepartmentTask.id.desc())))
+                                 .options(joinedload(DepartmentTask.department))  # the cards name it
+                                 .order_by(DepartmentTask.id.desc()))) if has_related(case, "department_task") else []
     orders = list(session.scalars(select(SupervisionOrder).where(SupervisionOrder.case_id == case.id)
-                                  .order_by(SupervisionOrder.id.desc())))
+                                  .order_by(SupervisionOrder.id.desc()))) if has_related(case, "supervision_order") else []
     user_ids = [g.graded_by_id for g in gradings] + [s.signed_by_id for s in sign_offs] + \
         [s.leader_id for s in sign_offs] + [case.lead_mediator_id, case.leader_id] + \
         [u for s in sign_offs for u in (s.task_force or {}).get("users", [])] + (case.co_mediator_ids or [])
     dept_ids = [d for s in sign_offs for d in (s.task_force or {}).get("departments", [])]
-    org_names = dict(session.execute(select(OrgUnit.id, OrgUnit.name).where(
-        OrgUnit.id.in_(dept_ids + [o.responsible_org_id for o in orders] + [o.issuing_org_id for o in orders]))).all())
+    org_ids = dept_ids + [o.responsible_org_id for o in orders] + [o.issuing_org_id for o in orders]
+    org_names = dict(session.execute(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(org_ids))).all()) \
+        if org_ids else {}
     actions = actions_for(current_user, case)
     names = {a.name for a in actions}
     ctx: dict[str, Any] = {

@@ -48,9 +48,11 @@ def _section(title: str, cases: list[Case], detail, badge=lambda c: "", more_url
     return TodoSection(title=title, items=items, more_url=more_url)
 
 
-def _cases(user: User, *where) -> list[Case]:
+def _cases(user: User, *where, order=None) -> list[Case]:
+    """The first ``LIMIT + 1`` visible cases matching ``where``, oldest registration first unless
+    ``order`` (columns) says otherwise."""
     stmt = (scope_cases(user).where(*where).options(joinedload(Case.village))  # the items name the village
-            .order_by(Case.registered_on, Case.id).limit(LIMIT + 1))
+            .order_by(*(order or (Case.registered_on,)), Case.id).limit(LIMIT + 1))
     return list(session.scalars(stmt))
 
 
@@ -172,9 +174,12 @@ def deadline_todo(user: User) -> Optional[TodoSection]:
     today = today_local()
     from datetime import timedelta
     horizon = today + timedelta(days=warn_days())
-    cases = _cases(user, Case.status == "in_mediation", Case.handling_level.in_(levels),
-                   Case.paused_since.is_(None), Case.deadline_on.is_not(None), Case.deadline_on <= horizon)
-    return _section(_("临近或超过办理期限"), sorted(cases, key=lambda c: c.deadline_on),
+    # most overdue first, read in deadline order from the open cases' partial index
+    # (ix_case_open_deadline: its WHERE terms repeated here), never sorting a county's backlog
+    cases = _cases(user, Case.deadline_on.is_not(None), Case.closed_on.is_(None), Case.deadline_on <= horizon,
+                   Case.status == "in_mediation", Case.handling_level.in_(levels), Case.paused_since.is_(None),
+                   order=(Case.deadline_on,))
+    return _section(_("临近或超过办理期限"), cases,
                     lambda c: _("期限 %(due)s · %(village)s", due=c.deadline_on, village=c.village.name),
                     lambda c: CARD_BADGES[deadline_state(c.deadline_on, today)])
 
@@ -187,9 +192,12 @@ def follow_up_todo(user: User) -> Optional[TodoSection]:
     today = today_local()
     from datetime import timedelta
     horizon = today + timedelta(days=warn_days())
-    cases = _cases(user, Case.status == "closed", Case.handling_level.in_(levels),
-                   Case.follow_up_due_on.is_not(None), Case.follow_up_due_on <= horizon,
-                   or_(Case.followed_up_on.is_(None), Case.followed_up_on < Case.closed_on))
+    # the longest overdue first, from the partial index of agreements still waiting for their
+    # follow-up (ix_case_follow_up_due: its WHERE terms repeated here)
+    cases = _cases(user, Case.follow_up_due_on.is_not(None),
+                   or_(Case.followed_up_on.is_(None), Case.followed_up_on < Case.closed_on),
+                   Case.follow_up_due_on <= horizon, Case.status == "closed", Case.handling_level.in_(levels),
+                   order=(Case.follow_up_due_on,))
     return _section(_("待回访"), cases, lambda c: _("回访期限 %(due)s", due=c.follow_up_due_on),
                     lambda c: CARD_BADGES[deadline_state(c.follow_up_due_on, today)], action="follow_up")
 
