@@ -18,7 +18,7 @@ from app.cases import workflow
 from app.cases.models import Case, DepartmentTask, SupervisionOrder
 from app.cases.queries import scope_cases
 from app.cases.services import user_unit_id
-from app.db import session
+from app.db import rare, session
 from app.home.services import TODO_PROVIDERS, TodoItem, TodoSection
 from app.templating import today_local
 from app.workflow.deadlines import CARD_BADGES, deadline_state, warn_days
@@ -50,8 +50,10 @@ def _section(title: str, cases: list[Case], detail, badge=lambda c: "", more_url
 
 def _cases(user: User, *where, order=None) -> list[Case]:
     """The first ``LIMIT + 1`` visible cases matching ``where``, oldest registration first unless
-    ``order`` (columns) says otherwise."""
-    stmt = (scope_cases(user).where(*where).options(joinedload(Case.village))  # the items name the village
+    ``order`` (columns) says otherwise: then the order of a partial index whose terms ``where``
+    repeats, which a county user's query reads directly (``county_indexed=False``)."""
+    stmt = (scope_cases(user, county_indexed=order is None).where(*where)
+            .options(joinedload(Case.village))  # the items name the village
             .order_by(*(order or (Case.registered_on,)), Case.id).limit(LIMIT + 1))
     return list(session.scalars(stmt))
 
@@ -61,7 +63,7 @@ def triage_todo(user: User) -> Optional[TodoSection]:
     levels = _levels_for(user, "accept")
     if not levels:
         return None
-    cases = _cases(user, Case.status == "pending_triage", Case.handling_level.in_(levels))
+    cases = _cases(user, rare(Case.status == "pending_triage"), Case.handling_level.in_(levels))
     return _section(_("待研判分流"), cases,
                     lambda c: _("登记于 %(date)s · %(village)s", date=c.registered_on, village=c.village.name),
                     action="accept")
@@ -73,7 +75,7 @@ def escalation_todo(user: User) -> Optional[TodoSection]:
     if not levels:
         return None
     today = today_local()
-    cases = _cases(user, Case.status == "escalated", Case.handling_level.in_(levels))
+    cases = _cases(user, rare(Case.status == "escalated"), Case.handling_level.in_(levels))
     return _section(_("待接收的上报"), cases,
                     lambda c: _("%(village)s · 期限 %(due)s", village=c.village.name, due=c.escalation_due_on or "—"),
                     lambda c: CARD_BADGES[deadline_state(c.escalation_due_on, today)], action="accept_escalation")
@@ -84,8 +86,8 @@ def sign_off_todo(user: User) -> Optional[TodoSection]:
     levels = _levels_for(user, "sign_off")
     if not levels:
         return None
-    cases = _cases(user, Case.risk_level == "high", Case.signed_off_at.is_(None),
-                   Case.status.in_(workflow.OPEN), Case.handling_level.in_(levels))
+    cases = _cases(user, rare(Case.risk_level == "high"), Case.signed_off_at.is_(None),
+                   rare(Case.status.in_(workflow.OPEN)), Case.handling_level.in_(levels))
     more = url_for("workflow.sign_off_queue")
     return _section(_("待签批的高风险纠纷"), cases, lambda c: f"{c.village.name} · {c.summary[:30]}",
                     lambda c: "danger", more_url=more, action="sign_off")
