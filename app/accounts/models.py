@@ -116,3 +116,11 @@ class LoginLockout(Base):
     key: Mapped[str] = mapped_column(String(64))
     locked_at: Mapped[datetime] = mapped_column(default=utcnow)
     until: Mapped[datetime]
+
+
+def users_by_id():
+    """``SELECT user_account WHERE id IN :ids`` (expanding), built once per process
+    (``app.db.prepared``): the case page names its registrar, mediators and actors with it."""
+    from sqlalchemy import bindparam, select
+    from app.db import prepared
+    return prepared("users_by_id", lambda: select(User).where(User.id.in_(bindparam("ids", expanding=True))))

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Select, and_, event, exists, false, func, or_, select
+from sqlalchemy import Select, and_, bindparam, event, exists, false, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.models import User
@@ -25,29 +25,51 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import session, unindexed
+from app.db import prepared, session, unindexed
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
+
+
+def jurisdiction(user: User) -> tuple[str, Optional[int]]:
+    """What ``user`` may see, as (kind, org id): ``county``, ``township`` or ``village`` and the
+    unit's id, ``department`` and the department's id, or ``none``."""
+    org = user.org
+    if org is None:
+        return "none", None
+    if user.role in COUNTY_ROLES:
+        return "county", org.county_id or org.id
+    if user.role in TOWNSHIP_ROLES:
+        return "township", org.township_id
+    if user.role == "village_mediator":
+        return "village", org.id
+    if user.role == "grid_worker":
+        return "village", org.village_id
+    if user.role == "dept_liaison":
+        return "department", org.id
+    return "none", None
+
+
+def area_clause(kind: str, value, model=Case, county_indexed: bool = True):
+    """The WHERE clause of ``jurisdiction`` (kind, value) on ``model`` (``Case`` or an alias of
+    it); ``value`` may be a ``bindparam`` (``prepared`` statements) or a plain id."""
+    if kind == "county":
+        return (model.county_id if county_indexed else unindexed(model.county_id)) == value
+    if kind == "township":
+        return model.township_id == value
+    if kind == "village":
+        return model.village_id == value
+    if kind == "department":
+        return model.id.in_(select(DepartmentTask.case_id).where(DepartmentTask.department_id == value))
+    return false()
 
 
 def jurisdiction_clause(user: User, model=Case, county_indexed: bool = True):
     """The WHERE clause limiting ``Case`` rows (or those of ``model``, an alias of it) to what
     ``user`` may see.  ``county_indexed=False``: a county user's clause keeps SQLite off the
     county indexes (``app.db.unindexed``), for a query a partial index answers in order."""
-    org = user.org
-    if user.role in COUNTY_ROLES:
-        county = org.county_id or org.id
-        return (model.county_id if county_indexed else unindexed(model.county_id)) == county
-    if user.role in TOWNSHIP_ROLES:
-        return model.township_id == org.township_id
-    if user.role == "village_mediator":
-        return model.village_id == org.id
-    if user.role == "grid_worker":
-        return model.village_id == org.village_id
-    if user.role == "dept_liaison":
-        return model.id.in_(select(DepartmentTask.case_id).where(DepartmentTask.department_id == org.id))
-    return false()
+    kind, value = jurisdiction(user)
+    return area_clause(kind, value, model, county_indexed)
 
 
 def scope_cases(user: User, stmt: Optional[Select] = None, county_indexed: bool = True) -> Select:
@@ -56,6 +78,17 @@ def scope_cases(user: User, stmt: Optional[Select] = None, county_indexed: bool 
     if stmt is None:
         stmt = select(Case)
     return stmt.where(jurisdiction_clause(user, county_indexed=county_indexed))
+
+
+def scoped_prepared(user: User, name: str, build) -> tuple[Select, dict]:
+    """A statement of the cases ``user`` may see, built once per process and kind of area
+    (``app.db.prepared``): ``build(area)`` gets the area's WHERE clause with its id as the
+    bound parameter ``area``; returns the statement and the parameters to run it with (add the
+    statement's own).  For the pages opened most (the case page), where building the same
+    statement again on every request cost more than running it."""
+    kind, value = jurisdiction(user)
+    stmt = prepared((name, kind), lambda: build(area_clause(kind, bindparam("area"))))
+    return stmt, ({"area": value} if kind != "none" else {})
 
 
 def get_visible_case(user: User, number: str) -> Case:
@@ -377,10 +410,11 @@ def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_
 
 def case_detail(user: User, number: str) -> Case:
     """A visible case with what its page shows loaded (parties, timeline, places)."""
-    case = session.scalar(scope_cases(user).where(Case.number == number)
-                          .options(selectinload(Case.parties), selectinload(Case.timeline),
-                                   joinedload(Case.village), joinedload(Case.township),
-                                   joinedload(Case.grid)))
+    stmt, params = scoped_prepared(user, "case_detail", lambda area: (
+        select(Case).where(area, Case.number == bindparam("number"))
+        .options(selectinload(Case.parties), selectinload(Case.timeline), joinedload(Case.village),
+                 joinedload(Case.township), joinedload(Case.grid))))
+    case = session.scalar(stmt, params | {"number": number})
     if case is None:
         raise NotFound()
     return case

@@ -9,9 +9,8 @@ from io import BytesIO
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
-from app.accounts.models import User
+from app.accounts.models import User, users_by_id
 from app.accounts.roles import UNMASK_ROLES
 from app.audit.services import audit
 from app.cases import vocab
@@ -211,7 +210,7 @@ def _detail_context(case, show_full: bool = False) -> dict:
     # the registrar, the lead mediator and the timeline's actors in one query (the sections
     # that name them later find them in the session)
     ids = {case.registered_by_id, case.lead_mediator_id, *[t.actor_id for t in case.timeline]} - {None}
-    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    users = {u.id: u for u in session.scalars(users_by_id(), {"ids": sorted(ids)})} if ids else {}
     return {"case": case, "show_full": show_full, "attachments": attachments_of(case),
             "users": users, "timeline_labels": TIMELINE_LABELS, "today": today_local(),
             "can_unmask": current_user.role in UNMASK_ROLES, "can_edit": can_edit_case(current_user, case),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Optional
 
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import bindparam, distinct, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.models import User
@@ -17,7 +17,7 @@ from app.cases.models import Case, DepartmentTask, FollowUp
 from app.cases.queries import has_related, scope_cases
 from app.cases.services import MEDIATOR_ROLES
 from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
-from app.db import session
+from app.db import prepared, session
 from app.mediation.models import (Agreement, CaseClosure, JudicialConfirmation, MediationSession, MediatorChange,
                                   RosterMember, SessionParticipant)
 from app.orgs.models import OrgUnit
@@ -140,29 +140,40 @@ def suggestions(case: Case, limit: int = 8) -> list[RosterRow]:
 # ---------------------------------------------------------------------------------------------
 # The case page's section
 
+def _of_case(model):
+    return model.case_id == bindparam("case_id")
+
+
+# What the case page lists of the mediation records: name → (the table, the statement's builder,
+# run once per process: ``app.db.prepared``).  Participants, obligations and departments come
+# with their parents, never a query per row.
+CASE_RECORDS = {
+    "sessions": ("mediation_session", lambda: select(MediationSession).where(_of_case(MediationSession))
+                 .options(selectinload(MediationSession.participants))
+                 .order_by(MediationSession.held_on, MediationSession.id)),
+    "agreements": ("mediation_agreement", lambda: select(Agreement).where(_of_case(Agreement))
+                   .options(selectinload(Agreement.obligations)).order_by(Agreement.id)),
+    "invites": ("department_task", lambda: select(DepartmentTask)
+                .where(_of_case(DepartmentTask), DepartmentTask.kind == "invite")
+                .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id)),
+    "closures": ("case_closure", lambda: select(CaseClosure).where(_of_case(CaseClosure)).order_by(CaseClosure.id)),
+    "follow_ups": ("follow_up", lambda: select(FollowUp).where(_of_case(FollowUp)).order_by(FollowUp.id)),
+    "confirmations": ("judicial_confirmation", lambda: select(JudicialConfirmation)
+                      .where(_of_case(JudicialConfirmation)).order_by(JudicialConfirmation.id)),
+    "changes": ("mediator_change", lambda: select(MediatorChange).where(_of_case(MediatorChange))
+                .order_by(MediatorChange.id)),
+}
+
+
 def case_records(case: Case) -> dict[str, Any]:
-    """The mediation records the case page lists.  Only the tables holding rows of this case are
-    read (``has_related``: one EXISTS statement for all of them); participants, obligations and
-    departments come with their parents, never a query per row."""
-    def rows(table: str, stmt) -> list:
-        return list(session.scalars(stmt)) if has_related(case, table) else []
-    sessions = rows("mediation_session", select(MediationSession).where(MediationSession.case_id == case.id)
-                    .options(selectinload(MediationSession.participants))
-                    .order_by(MediationSession.held_on, MediationSession.id))
-    agreements = rows("mediation_agreement", select(Agreement).where(Agreement.case_id == case.id)
-                      .options(selectinload(Agreement.obligations)).order_by(Agreement.id))
-    invites = rows("department_task", select(DepartmentTask).where(DepartmentTask.case_id == case.id,
-                                                                   DepartmentTask.kind == "invite")
-                   .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id))
-    closures = rows("case_closure", select(CaseClosure).where(CaseClosure.case_id == case.id).order_by(CaseClosure.id))
-    follow_ups = rows("follow_up", select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id))
-    confirmations = rows("judicial_confirmation", select(JudicialConfirmation)
-                         .where(JudicialConfirmation.case_id == case.id).order_by(JudicialConfirmation.id))
-    changes = rows("mediator_change", select(MediatorChange).where(MediatorChange.case_id == case.id)
-                   .order_by(MediatorChange.id))
-    return {"sessions": sessions, "agreements": agreements, "agreement": agreements[-1] if agreements else None,
-            "invites": invites, "closures": closures, "follow_ups": follow_ups, "confirmations": confirmations,
-            "changes": changes}
+    """The mediation records the case page lists (``CASE_RECORDS``).  Only the tables holding
+    rows of this case are read (``has_related``: one EXISTS statement tells which)."""
+    params = {"case_id": case.id}
+    records: dict[str, Any] = {
+        name: list(session.scalars(prepared(("case_records", name), build), params))
+        if has_related(case, table) else [] for name, (table, build) in CASE_RECORDS.items()}
+    records["agreement"] = records["agreements"][-1] if records["agreements"] else None
+    return records
 
 
 def agreement_date(case: Case) -> Optional[date]:

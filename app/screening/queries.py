@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import and_, func, select, union
+from sqlalchemy import and_, bindparam, func, literal, select, union
 from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
 from app.cases.models import Case, Party, TimelineEntry
-from app.cases.queries import scope_cases
+from app.cases.queries import scope_cases, scoped_prepared
 from app.cases.vocab import OPEN_STATUSES
-from app.db import session
+from app.db import prepared, session
 from app.orgs.models import OrgUnit
 from app.screening.models import Sweep, SweepFinding
 from app.screening.services import home_org, villages_in
@@ -173,51 +173,69 @@ def repeat_groups(user: User, limit: int = 100) -> list[RepeatGroup]:
 REPEAT_CANDIDATES = 5000  # party rows read for one case's repeats (a name shared that often is no signal)
 
 
-def repeats_for_case(user: User, case: Case) -> list[tuple[Case, list[str]]]:
+# What the case page shows of another case (a number to link, its type, date and status): read
+# as plain rows, not whole cases with their 60 columns and encrypted fields.
+CASE_BRIEF = (Case.id, Case.number, Case.dispute_type, Case.registered_on, Case.status)
+
+
+REPEAT_REASONS = {"id": "身份证号相同：", "phone": "电话相同：", "name": "同村同名："}
+
+
+def _repeat_pairs(kinds: tuple[str, ...]):
+    """The (case, condition) pairs of the repeat conditions ``kinds`` (``id``/``phone``/``name``,
+    one per party and basis), as one UNION with a SELECT per condition (not one OR): each is
+    then an index-only lookup (the name on ix_party_name, the village on ix_case_village_id;
+    the OR made PostgreSQL fetch every party and case row of a common name, 95 ms at province
+    scale), and the condition's number rides along, so the reasons need no second pass.
+    Built once per shape (``app.db.prepared``) for the usual few parties."""
+    def build():
+        branches = []
+        for i, kind in enumerate(kinds):
+            value = bindparam(f"v{i}")
+            cond = (Party.id_number_hash == value if kind == "id" else Party.phone_hash == value if kind == "phone"
+                    else and_(Party.name == value, Party.kind == "person", Case.village_id == bindparam("village")))
+            branches.append(select(Party.case_id, literal(i).label("condition"))
+                            .join(Case, Case.id == Party.case_id).where(cond))
+        return union(*branches).limit(REPEAT_CANDIDATES)
+    return prepared(("repeat_pairs", kinds), build) if len(kinds) <= 8 else build()
+
+
+def repeats_for_case(user: User, case: Case) -> list[tuple]:
     """Other visible cases sharing a party with ``case`` (ID number, phone or name in the same
-    village), each with the reasons it matched."""
-    conditions = []
+    village), each with the reasons it matched: ``[(brief row, [reason, …]), …]``, newest first
+    (a brief row has ``id``, ``number``, ``dispute_type``, ``registered_on`` and ``status``)."""
+    conditions: list[tuple[str, str, str]] = []  # (kind, value, party name)
     for p in case.parties:
         if p.id_number_hash:
-            conditions.append(("身份证号相同：" + p.name, Party.id_number_hash == p.id_number_hash))
+            conditions.append(("id", p.id_number_hash, p.name))
         if p.phone_hash:
-            conditions.append(("电话相同：" + p.name, Party.phone_hash == p.phone_hash))
+            conditions.append(("phone", p.phone_hash, p.name))
         if p.kind == "person":
-            conditions.append(("同村同名：" + p.name,
-                               and_(Party.name == p.name, Party.kind == "person", Case.village_id == case.village_id)))
+            conditions.append(("name", p.name, p.name))
     if not conditions:
         return []
-    # Two queries whatever the number of parties (not one per party and condition): the visible
-    # cases matching any condition (at most 50 per condition, as before), then, over those cases'
-    # parties, one 0/1 column per condition to name the reasons.
-    # The matching ids first, through the party indexes (a short list): as a subquery of the
-    # ordered, limited case query, SQLite walked every case in id order probing it (0.3 s at
-    # 1,000,000 cases when fewer than the limit match).
-    # One SELECT per condition (a UNION, not one OR): each is then an index-only lookup (the
-    # name on ix_party_name, the village on ix_case_village_id), where the OR made PostgreSQL
-    # fetch every party and case row of a common name (95 ms at province scale).
-    matching = union(*[select(Party.case_id).join(Case, Case.id == Party.case_id).where(cond)
-                       for _, cond in conditions]).limit(REPEAT_CANDIDATES)
-    ids = sorted(set(session.scalars(matching)) - {case.id})
-    if not ids:
-        return []
-    others = {c.id: c for c in session.scalars(scope_cases(user).where(Case.id.in_(ids))
-                                               .order_by(Case.id).limit(50 * len(conditions)))}
-    if not others:
-        return []
+    # Two queries whatever the number of parties: the (case, condition) pairs, then the visible
+    # ones among those cases (at most 50 per condition).
+    params = {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id}
     hits: dict[int, set[int]] = defaultdict(set)
-    flags = select(Party.case_id, *[sql_case((cond, 1), else_=0) for _, cond in conditions]) \
-        .join(Case, Case.id == Party.case_id).where(Party.case_id.in_(list(others)))
-    for case_id, *row in session.execute(flags):
-        hits[case_id].update(i for i, flag in enumerate(row) if flag)
-    found: list[tuple[Case, list[str]]] = []
-    for case_id, other in others.items():
+    for case_id, i in session.execute(_repeat_pairs(tuple(kind for kind, _, _ in conditions)), params):
+        if case_id != case.id:
+            hits[case_id].add(i)
+    if not hits:
+        return []
+    stmt, area = scoped_prepared(user, "repeat_cases", lambda clause: (
+        select(*CASE_BRIEF).where(clause, Case.id.in_(bindparam("ids", expanding=True)))
+        .order_by(Case.id).limit(bindparam("limit"))))
+    others = session.execute(stmt, area | {"ids": sorted(hits), "limit": 50 * len(conditions)}).all()
+    found: list[tuple] = []
+    for other in others:
         reasons: list[str] = []
-        for i in sorted(hits.get(case_id, ())):
-            if conditions[i][0] not in reasons:
-                reasons.append(conditions[i][0])
-        if reasons:
-            found.append((other, reasons))
+        for i in sorted(hits[other.id]):
+            kind, _, name = conditions[i]
+            reason = REPEAT_REASONS[kind] + name
+            if reason not in reasons:
+                reasons.append(reason)
+        found.append((other, reasons))
     return sorted(found, key=lambda e: e[0].registered_on, reverse=True)
 
 
@@ -266,14 +284,18 @@ def clusters(user: User, today: Optional[date] = None, limit: Optional[int] = No
     return [Cluster(villages[village_id], dtype, n, by_pair[(village_id, dtype)]) for village_id, dtype, n in pairs]
 
 
-def cluster_for_case(user: User, case: Case) -> list[Case]:
+def cluster_for_case(user: User, case: Case) -> list:
     """Other visible cases of the same village and type registered within the window of this
-    case's registration date (either side)."""
+    case's registration date (either side), as brief rows (``CASE_BRIEF``), newest first."""
     window, _ = cluster_settings()
-    return list(session.scalars(scope_cases(user).where(
-        Case.village_id == case.village_id, Case.dispute_type == case.dispute_type, Case.id != case.id,
-        Case.registered_on > case.registered_on - timedelta(days=window),
-        Case.registered_on < case.registered_on + timedelta(days=window)).order_by(Case.registered_on.desc())))
+    stmt, area = scoped_prepared(user, "cluster_for_case", lambda clause: (
+        select(*CASE_BRIEF).where(clause, Case.village_id == bindparam("village"), Case.dispute_type == bindparam("type"),
+                                  Case.id != bindparam("id"), Case.registered_on > bindparam("since"),
+                                  Case.registered_on < bindparam("until"))
+        .order_by(Case.registered_on.desc())))
+    return list(session.execute(stmt, area | {
+        "village": case.village_id, "type": case.dispute_type, "id": case.id,
+        "since": case.registered_on - timedelta(days=window), "until": case.registered_on + timedelta(days=window)}))
 
 
 # ---------------------------------------------------------------- hot spots

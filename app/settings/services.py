@@ -6,7 +6,7 @@ from typing import Any, Optional
 from sqlalchemy import event, select
 
 from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
-from app.db import session
+from app.db import prepared, session
 from app.settings.models import CaseSource, DisputeType, RiskFactor, Setting
 
 # Deadlines of PRODUCT.md §4; "unit" is calendar or working days (admin setting per kind).
@@ -76,7 +76,8 @@ def get_setting(key: str) -> Any:
     hours) costs one query, not one per key or per row."""
     rows = session.info.get("settings_rows")
     if rows is None:
-        rows = session.info["settings_rows"] = {r.key: r for r in session.scalars(select(Setting))}
+        rows = session.info["settings_rows"] = {
+            r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting)))}
     row = rows.get(key)
     return row.value if row is not None else DEFAULTS.get(key)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
@@ -16,7 +16,7 @@ from app.cases.models import Case, DepartmentTask, RiskGrading, SignOff, Supervi
 from app.cases import services
 from app.cases.queries import has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
-from app.db import session
+from app.db import prepared, session
 from app.orgs.models import OrgUnit
 from app.settings.services import get_setting
 from app.templating import SHANGHAI, today_local
@@ -30,22 +30,29 @@ def _names(ids) -> dict[int, str]:
     ids = [i for i in set(ids) if i]
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
+    stmt = prepared("panel.names", lambda: select(User.id, User.display_name)
+                    .where(User.id.in_(bindparam("ids", expanding=True))))
+    return dict(session.execute(stmt, {"ids": sorted(ids)}).all())
 
 
 def panel_context(case: Case) -> dict[str, Any]:
     today = today_local()
-    # only the tables that hold rows of this case are read (one EXISTS statement tells which)
-    gradings = list(session.scalars(select(RiskGrading).where(RiskGrading.case_id == case.id)
-                                    .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))) \
-        if has_related(case, "risk_grading") else []
-    sign_offs = list(session.scalars(select(SignOff).where(SignOff.case_id == case.id).order_by(SignOff.id.desc()))) \
-        if has_related(case, "sign_off") else []
-    tasks = list(session.scalars(select(DepartmentTask).where(DepartmentTask.case_id == case.id)
-                                 .options(joinedload(DepartmentTask.department))  # the cards name it
-                                 .order_by(DepartmentTask.id.desc()))) if has_related(case, "department_task") else []
-    orders = list(session.scalars(select(SupervisionOrder).where(SupervisionOrder.case_id == case.id)
-                                  .order_by(SupervisionOrder.id.desc()))) if has_related(case, "supervision_order") else []
+    # only the tables that hold rows of this case are read (one EXISTS statement tells which),
+    # each with a statement built once per process
+    params = {"case_id": case.id}
+
+    def rows(table: str, build) -> list:
+        return list(session.scalars(prepared(("panel", table), build), params)) if has_related(case, table) else []
+    gradings = rows("risk_grading", lambda: select(RiskGrading).where(RiskGrading.case_id == bindparam("case_id"))
+                    .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))
+    sign_offs = rows("sign_off", lambda: select(SignOff).where(SignOff.case_id == bindparam("case_id"))
+                     .order_by(SignOff.id.desc()))
+    tasks = rows("department_task", lambda: select(DepartmentTask)
+                 .where(DepartmentTask.case_id == bindparam("case_id"))
+                 .options(joinedload(DepartmentTask.department))  # the cards name it
+                 .order_by(DepartmentTask.id.desc()))
+    orders = rows("supervision_order", lambda: select(SupervisionOrder)
+                  .where(SupervisionOrder.case_id == bindparam("case_id")).order_by(SupervisionOrder.id.desc()))
     user_ids = [g.graded_by_id for g in gradings] + [s.signed_by_id for s in sign_offs] + \
         [s.leader_id for s in sign_offs] + [case.lead_mediator_id, case.leader_id] + \
         [u for s in sign_offs for u in (s.task_force or {}).get("users", [])] + (case.co_mediator_ids or [])
