@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Optional
 
 from sqlalchemy import Select, and_, bindparam, event, exists, false, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
@@ -146,6 +146,15 @@ def villages_in_jurisdiction(user: User) -> list[OrgUnit]:
     return [] if stmt is None else list(session.scalars(stmt.order_by(OrgUnit.code)))
 
 
+def village_names_in_jurisdiction(user: User) -> list:
+    """(code, name, township_id) rows of ``villages_in_jurisdiction``, by code: the ledger's
+    village filter lists a county's 140 villages on every page, plain rows cost a fifth of
+    ORM objects."""
+    stmt = _units_in_jurisdiction(user, "village")
+    return [] if stmt is None else session.execute(
+        stmt.with_only_columns(OrgUnit.code, OrgUnit.name, OrgUnit.township_id).order_by(OrgUnit.code)).all()
+
+
 def townships_in_jurisdiction(user: User) -> list[OrgUnit]:
     """Townships a user's lists may be filtered by, by code."""
     stmt = _units_in_jurisdiction(user, "township")
@@ -228,11 +237,13 @@ class CaseFilters:
         return {k: v for k, v in out.items() if v}
 
 
-def filtered_cases(user: User, filters: CaseFilters, today: Optional[date] = None) -> Select:
-    """``select(Case)`` scoped to the user and narrowed by ``filters`` (unsorted)."""
+def filtered_cases(user: User, filters: CaseFilters, today: Optional[date] = None,
+                   stmt: Optional[Select] = None) -> Select:
+    """``stmt`` (default ``select(Case)``; any select whose FROM is ``dispute_case``) scoped to
+    the user and narrowed by ``filters`` (unsorted)."""
     from app.cases.search import search_clause
 
-    stmt = scope_cases(user)
+    stmt = scope_cases(user, stmt)
     if filters.status == "open":
         stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
     elif filters.status:
@@ -299,7 +310,7 @@ def decode_cursor(cursor: str, sort: str):
 
 @dataclass
 class CasePage:
-    items: list[Case]
+    items: list  # Case objects, or ListRow ones for the ledger page (page_of_cases(brief=True))
     next_cursor: Optional[str]
 
 
@@ -310,8 +321,65 @@ another for 1–2-character terms, made a rare 2-character name twice as slow on
 (the per-row party test costs more over 200,000 rows than the fallback's scan)."""
 
 
+@dataclass(slots=True)
+class ListRow:
+    """One row of the ledger page: what it shows, its cursor and its deadline badge need
+    (``app.workflow.deadlines.case_deadline_state`` reads status, paused_since, deadline_on).
+    Read as plain columns, not as ``Case`` objects with their 60 columns and every party's
+    encrypted ID number and phone: building and decrypting those was half the page's time."""
+    id: int
+    number: str
+    registered_on: date
+    dispute_type: str
+    summary: str
+    risk_level: Optional[str]
+    status: str
+    deadline_on: Optional[date]
+    paused_since: Optional[date]
+    amount: Optional[Decimal]
+    village_name: str
+    township_name: str
+    party_names: str = ""
+
+    @property
+    def summary_short(self) -> str:
+        """The summary cut as Jinja's ``truncate(60)`` cuts it (60 characters, 5 of leeway)."""
+        text = self.summary or ""
+        return text if len(text) <= 65 else text[:57].rsplit(" ", 1)[0] + "..."
+
+
+LIST_ROW_COLUMNS = ("id", "number", "registered_on", "dispute_type", "summary", "risk_level", "status", "deadline_on",
+                    "paused_since", "amount")
+
+
+def _list_select() -> Select:
+    """The ``ListRow`` columns with the village's and township's names (built once per process)."""
+    def build():
+        village, township = aliased(OrgUnit), aliased(OrgUnit)
+        return (select(*[getattr(Case, c) for c in LIST_ROW_COLUMNS], village.name, township.name)
+                .select_from(Case).outerjoin(village, village.id == Case.village_id)
+                .outerjoin(township, township.id == Case.township_id))
+    return prepared("list.rows", build)
+
+
+def _list_rows(stmt: Select) -> list[ListRow]:
+    """The rows of ``stmt`` (``_list_select`` narrowed, sorted and limited) as ``ListRow``s,
+    with their parties' names from a second query."""
+    rows = [ListRow(*r) for r in session.execute(stmt)]
+    if rows:
+        names: dict[int, list[str]] = {}
+        for case_id, name in session.execute(
+                prepared("list.party_names", lambda: select(Party.case_id, Party.name)
+                         .where(Party.case_id.in_(bindparam("ids", expanding=True)))
+                         .order_by(Party.case_id, Party.position)), {"ids": [r.id for r in rows]}):
+            names.setdefault(case_id, []).append(name)
+        for r in rows:
+            r.party_names = "、".join(names.get(r.id, ()))
+    return rows
+
+
 def page_of_cases(user: User, filters: CaseFilters, cursor: Optional[str] = None,
-                  limit: int = PAGE_SIZE) -> CasePage:
+                  limit: int = PAGE_SIZE, brief: bool = False) -> CasePage:
     """One keyset page of the filtered list: rows after ``cursor`` in the chosen order, with the
     cursor of the next page (None on the last page).  Ties on the sort value break on id.
 
@@ -322,27 +390,34 @@ def page_of_cases(user: User, filters: CaseFilters, cursor: Optional[str] = None
     is full and yields less than a page, a query with a 3+-character term runs the indexed
     search (a rare term: few matches to sort; 1–2-character terms, which no index answers,
     scan the list in order).  Both give exactly the same rows: the window is the head of the
-    same order, and the fallback restarts from the same cursor."""
+    same order, and the fallback restarts from the same cursor.
+
+    ``brief``: the rows as ``ListRow``s (what the ledger page shows), not ``Case`` objects."""
     _label, col, desc = SORTS[filters.sort]
     order = (col.desc(), Case.id.desc()) if desc else (col.asc(), Case.id.asc())
     after = _after_cursor(filters, col, desc, cursor)
 
-    def fetch(stmt) -> list[Case]:
-        return list(session.scalars(stmt.order_by(*order).limit(limit + 1)
-                                    .options(selectinload(Case.parties), joinedload(Case.village),
-                                             joinedload(Case.township))))
+    def fetch(stmt) -> list:
+        stmt = stmt.order_by(*order).limit(limit + 1)
+        if brief:
+            return _list_rows(stmt)
+        return list(session.scalars(stmt.options(selectinload(Case.parties), joinedload(Case.village),
+                                                 joinedload(Case.township))))
+
+    def base() -> Select:
+        return _list_select() if brief else select(Case)
 
     from app.cases.search import search_clause, search_terms
-    rows: Optional[list[Case]] = None
+    rows: Optional[list] = None
     if search_terms(filters.q):
-        unsearched = filtered_cases(user, replace(filters, q=None)).where(*after)
         per_row = search_clause(filters.q, session.get_bind().dialect.name, per_row=True)
-        window = unsearched.with_only_columns(Case.id).order_by(*order).limit(SEARCH_WINDOW).subquery()
-        rows = fetch(select(Case).join(window, window.c.id == Case.id).where(per_row))
+        window = (filtered_cases(user, replace(filters, q=None), stmt=select(Case.id)).where(*after)
+                  .order_by(*order).limit(SEARCH_WINDOW).subquery())
+        rows = fetch(base().join(window, window.c.id == Case.id).where(per_row))
         if len(rows) <= limit and session.scalar(select(func.count()).select_from(window)) >= SEARCH_WINDOW:
             rows = None  # the window ran out before the page filled: the indexed search
     if rows is None:
-        rows = fetch(filtered_cases(user, filters).where(*after))
+        rows = fetch(filtered_cases(user, filters, stmt=base()).where(*after))
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:

@@ -19,7 +19,8 @@ from app.cases.export import export_cases
 from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
 from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
-                               page_of_cases, townships_in_jurisdiction, villages_in_jurisdiction)
+                               page_of_cases, townships_in_jurisdiction, village_names_in_jurisdiction,
+                               villages_in_jurisdiction)
 from app.db import session
 from app.cases.services import can_edit_case, case_field_values, update_case_details
 from app.errors import PermissionDenied, ValidationFailed
@@ -61,7 +62,7 @@ def _village_options(user: User, townships: list) -> list[tuple[str, str]]:
     names = {t.id: t.name for t in townships}
     several = len(townships) > 1
     return [(v.code, f"{v.name}（{names.get(v.township_id, '')}）" if several else v.name)
-            for v in villages_in_jurisdiction(user)]
+            for v in village_names_in_jurisdiction(user)]
 
 
 def _list_filters(args) -> tuple[CaseFilters | None, str | None]:
@@ -103,7 +104,7 @@ def index():
     filters, token = _list_filters(request.args)
     if filters is None:
         return _expired_search(request.args)
-    page = page_of_cases(current_user, filters, request.args.get("cursor") or None)
+    page = page_of_cases(current_user, filters, request.args.get("cursor") or None, brief=True)
     return render_template("cases/index.html", page=page, filters=filters, args=_link_args(filters, token),
                            first_page=not request.args.get("cursor"), today=today_local(),
                            can_unmask_export=current_user.role in UNMASK_ROLES, **_filter_choices(current_user))
