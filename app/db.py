@@ -87,10 +87,6 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        if os.environ.get("QY_TEST_MMAP"):
-            cur.execute(f"PRAGMA mmap_size={int(os.environ['QY_TEST_MMAP'])}")
-        if os.environ.get("QY_TEST_CACHE"):
-            cur.execute(f"PRAGMA cache_size={int(os.environ['QY_TEST_CACHE'])}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -4,7 +4,8 @@ the idle and absolute session timeouts; the second-factor wall for roles that re
 Timeouts (ASVS 3.3.1/3.3.2 level 2): a session unused for ``IDLE_TIMEOUT_MINUTES`` (default
 30) or older than ``SESSION_MAX_HOURS`` (default 12) is logged out and sent to the login page
 with a Chinese message.  The times live in the signed session cookie (``_last_seen``,
-``_login_at``, set at login); the cookie's own lifetime (``PERMANENT_SESSION_LIFETIME``) is
+``_login_at``, set at login; ``_last_seen`` is refreshed at most once a minute, so the cookie
+is not re-signed on every request); the cookie's own lifetime (``PERMANENT_SESSION_LIFETIME``) is
 only an outer bound, so the user is told why they were logged out.
 
 Behind a reverse proxy set ``PROXY_COUNT`` (the number of proxies that append to
@@ -105,7 +106,11 @@ def init_app(app) -> None:
                 flash(reason, "warning")
                 target = _next_target() if request.method == "GET" else None
                 return redirect(url_for("accounts.login", next=target))
-            http_session["_last_seen"] = int(now_ts())
+            now = int(now_ts())
+            # Kept to the minute: rewriting it every second re-signs and re-sends the cookie on
+            # nearly every request; the 30-minute idle timeout loses nothing to a minute.
+            if now - (http_session.get("_last_seen") or 0) >= 60:
+                http_session["_last_seen"] = now
         if endpoint in PUBLIC_ENDPOINTS:
             return None
         if not current_user.is_authenticated:
