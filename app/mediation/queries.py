@@ -217,30 +217,50 @@ def follow_ups_due(user: User, limit: int = 200) -> list[Case]:
     return list(session.scalars(stmt.order_by(Case.follow_up_due_on, Case.closed_on, Case.id).limit(limit)))
 
 
-def confirmations_due(user: User, today: Optional[date] = None,
-                      window_days: int = 30) -> list[tuple[Case, date, date]]:
-    """Agreements still inside their 30-day judicial-confirmation window with no application,
-    each as (case, agreement date, last day), the soonest last day first.  (An agreement is
-    never dated after the close, so filtering on the close date loses none.)"""
+def _first_start(test, low: date, high: date) -> date:
+    """The first day in [low, high] for which ``test(day)`` holds (``test`` turns true once and
+    stays true as the day grows); ``high`` + 1 day when it never does."""
+    while low <= high:
+        mid = low + (high - low) // 2
+        if test(mid):
+            high = mid - timedelta(days=1)
+        else:
+            low = mid + timedelta(days=1)
+    return low
+
+
+def confirmations_due(user: User, today: Optional[date] = None, until: Optional[date] = None,
+                      limit: int = 500) -> list[tuple[Case, date, date]]:
+    """Agreements still inside their judicial-confirmation window (Art. 33: 30 days from the
+    agreement) with no application, each as (case, agreement date, last day), the soonest last
+    day first; with ``until``, only those whose last day is no later.
+
+    The window's last day grows with the agreement's date (``deadlines.add_days``, calendar or
+    working days), so the agreement dates whose window is still open and ends by ``until`` form
+    one range, found here by bisection; the query reads only the cases closed since its first
+    day (an agreement is never dated after the close) and sorts by the agreement date, so a
+    county with thousands of closes a month reads the few it shows, not every recent close."""
     today = today or today_local()
+
+    def last_day(start: date) -> date:
+        return deadlines.add_days(start, "judicial_confirmation")
+    first = _first_start(lambda d: last_day(d) >= today, today - timedelta(days=400), today)
+    end = today if until is None else _first_start(lambda d: last_day(d) > until, first, today) - timedelta(days=1)
+    if end < first:
+        return []
+    agreed_on = (select(Agreement.agreed_on).where(Agreement.case_id == Case.id)
+                 .order_by(Agreement.id.desc()).limit(1).scalar_subquery())
+    start = func.coalesce(agreed_on, Case.closed_on)
     applied = select(JudicialConfirmation.case_id)
-    stmt = scope_cases(user).where(Case.status == "closed", Case.outcome == "success",
-                                   Case.closed_on >= today - timedelta(days=window_days + 40),
-                                   Case.id.not_in(applied)).order_by(Case.closed_on, Case.id)
-    cases = list(session.scalars(stmt.limit(500)))
-    agreed: dict[int, date] = {}
-    if cases:  # the latest agreement of each, in one query
-        for case_id, agreed_on in session.execute(
-                select(Agreement.case_id, Agreement.agreed_on).where(Agreement.case_id.in_([c.id for c in cases]))
-                .order_by(Agreement.case_id, Agreement.id)):
-            agreed[case_id] = agreed_on
+    stmt = (scope_cases(user, select(Case, start)).where(
+        Case.status == "closed", Case.outcome == "success", Case.closed_on >= first, Case.id.not_in(applied),
+        start >= first, start <= end).order_by(start, Case.id).limit(limit))
     rows = []
-    for c in cases:
-        start = agreed.get(c.id) or c.closed_on
-        last = confirmation_deadline(c, start)
-        if last is not None and last >= today:
-            rows.append((c, start, last))
-    rows.sort(key=lambda r: (r[2], r[0].id))
+    for case, started in session.execute(stmt):
+        last = confirmation_deadline(case, started)
+        if last is not None and today <= last and (until is None or last <= until):
+            rows.append((case, started, last))
+    rows.sort(key=lambda r: (r[2], r[0].id))  # several agreement days can share a last (working) day
     return rows
 
 

@@ -2,6 +2,7 @@
 after an agreement), registered in ``app.home.services.TODO_PROVIDERS`` on import."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Optional
 
 from flask import url_for
@@ -19,7 +20,7 @@ def judicial_confirmation_todo(user: User) -> Optional[TodoSection]:
     if not workflow.ACTIONS["judicial_confirmation"].roles.get(user.role):
         return None
     today = today_local()
-    rows = [r for r in confirmations_due(user, today) if (r[2] - today).days <= max(warn_days(), 7)]
+    rows = confirmations_due(user, today, until=today + timedelta(days=max(warn_days(), 7)), limit=10)
     if not rows:
         return None
     items = [TodoItem(title=f"{c.number} {c.dispute_type}",
