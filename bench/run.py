@@ -53,7 +53,9 @@ TOWNSHIP_CODE = "429960002"  # 南湖镇, the township_mediator's
 OPEN = ("pending_triage", "in_mediation", "escalated", "transferred")
 
 # Every row the table has (the smoke test checks them all).
-SERVER_ROWS = ["list (first page)", "list with filters", "deep page (keyset)", "case page",
+SERVER_ROWS = ["workbench (county supervisor)", "workbench (township mediator)", "workbench (village mediator)",
+               "workbench (county supervisor), uncached",
+               "list (first page)", "list with filters", "deep page (keyset)", "case page",
                "search 3+ chars (name)", "search 3+ chars (phrase)", "search 1–2 chars (name)",
                "search 1–2 chars (phrase)", "county monthly report", "county monthly report (JSON API)",
                "township monthly report",
@@ -208,9 +210,10 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     mp = month_period(year, month)
 
     results: dict[str, list[float]] = {}
-    sup, twn = app.test_client(), app.test_client()
+    sup, twn, vil = app.test_client(), app.test_client(), app.test_client()
     _login(sup, "county_supervisor")
     _login(twn, "township_mediator")
+    _login(vil, "village_mediator")
     cpu_ms: list[list[float]] = []
 
     def timed(client, paths, before=None):
@@ -218,6 +221,12 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
         out = _time_paths(client, paths, repeat, budget, cpu=cpu, before=before)
         cpu_ms.append(cpu)
         return out
+    # the 工作台, the page everyone lands on: counts by status, the newest cases, the to-do lists
+    results["workbench (county supervisor)"] = timed(sup, ["/"])
+    results["workbench (township mediator)"] = timed(twn, ["/"])
+    results["workbench (village mediator)"] = timed(vil, ["/"])
+    from app.reports.cache import clear as clear_report_cache
+    results["workbench (county supervisor), uncached"] = timed(sup, ["/"], before=clear_report_cache)
     results["list (first page)"] = timed(sup, ["/cases/"])
     filtered = "/cases/?" + urlencode({"type": "邻里", "source": "网格上报", "status": "closed",
                                        "township": TOWNSHIP_CODE})
@@ -242,7 +251,6 @@ def server_times(app, repeat: int, rng: random.Random, budget: float = 20) -> tu
     # a year's trend: the report page's 12-month chart data and a whole year's figures (live)
     results["county 12-month trend (trend.json)"] = timed(sup, [f"/reports/trend.json?org=429960&month={month_s}"])
     results["county year report (period)"] = timed(sup, [f"/reports/period?org=429960&year={report_year}"])
-    from app.reports.cache import clear as clear_report_cache
     for name, client, path in [
             ("county monthly report", sup, f"/reports/monthly?month={month_s}"),
             ("county monthly report (JSON API)", api, f"/api/v1/reports/monthly?org=429960&month={month_s}"),
