@@ -17,7 +17,7 @@ from app.cases.models import Case, DepartmentTask, FollowUp
 from app.cases.queries import has_related, scope_cases
 from app.cases.services import MEDIATOR_ROLES
 from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
-from app.db import prepared, session
+from app.db import common, prepared, session
 from app.mediation.models import (Agreement, CaseClosure, JudicialConfirmation, MediationSession, MediatorChange,
                                   RosterMember, SessionParticipant)
 from app.orgs.models import OrgUnit
@@ -253,7 +253,8 @@ def confirmations_due(user: User, today: Optional[date] = None, until: Optional[
     start = func.coalesce(agreed_on, Case.closed_on)
     applied = select(JudicialConfirmation.case_id)
     stmt = (scope_cases(user, select(Case, start)).where(
-        Case.status == "closed", Case.outcome == "success", Case.closed_on >= first, Case.id.not_in(applied),
+        common(Case.status == "closed"), common(Case.outcome == "success"), Case.closed_on >= first,
+        Case.id.not_in(applied),
         start >= first, start <= end).order_by(start, Case.id).limit(limit))
     rows = []
     for case, started in session.execute(stmt):
