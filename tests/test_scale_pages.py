@@ -1,0 +1,162 @@
+"""The shortcuts that make the case page, the ledger and the 工作台 cheap at a million cases
+(issue 10) give exactly what the plain queries give:
+
+- ``has_related``: one EXISTS statement tells which record tables hold a case's rows; it is
+  forgotten at the next flush or Core write, so a page never hides a row just written;
+- settings read once per transaction, still seeing a setting changed in it;
+- the planner hints (``rare``, ``common``, ``unindexed``) are plain SQL on PostgreSQL;
+- the ledger's ``ListRow``s show what the ``Case`` objects showed;
+- the to-do lists come most urgent first; the judicial-confirmation to-do's bisected window is
+  the full list's, cut at its last day;
+- the 工作台's counts by status, kept in the report cache, change with the next committed write.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from jinja2 import Environment
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.cases.models import Attachment, Case, FollowUp, Party, RiskGrading
+from app.cases.queries import RELATED_TABLES, CaseFilters, has_related, page_of_cases, related_tables
+from app.db import common, rare, session, unindexed
+from app.settings.models import Setting
+from app.settings.services import get_setting, set_setting
+from app.templating import today_local
+from tests.workflow_factories import make_case, user
+
+
+def test_related_tables_match_the_rows_and_forget_at_each_write(db):
+    case = make_case("in_mediation", "township")
+    assert related_tables(case) == frozenset()
+    db.add(RiskGrading(case_id=case.id, level="medium", suggested_level="medium", factors=[]))
+    db.flush()  # the flush forgets what the page knew
+    assert related_tables(case) == {"risk_grading"}
+    db.execute(FollowUp.__table__.insert().values(case_id=case.id, visited_on=today_local()))  # Core, no flush
+    assert has_related(case, "follow_up") and has_related(case, "risk_grading")
+    db.add(Attachment(case_id=case.id, filename="a.pdf", content_type="application/pdf", size=1,
+                      storage_key="k"))
+    db.flush()
+    assert related_tables(case) == {"risk_grading", "follow_up", "attachment"}
+    assert set(RELATED_TABLES) >= related_tables(case)
+
+
+def test_case_page_lists_what_the_tables_hold(db, client, auth):
+    auth.login("township_mediator")
+    case = make_case("in_mediation", "township", risk_level="medium")
+    db.add(RiskGrading(case_id=case.id, level="medium", suggested_level="low", factors=["多次调解未果"],
+                       reason="生成的定级理由"))
+    db.add(FollowUp(case_id=case.id, visited_on=today_local(), notes="回访记录甲"))
+    db.flush()
+    html = client.get(f"/cases/{case.number}").get_data(as_text=True)
+    assert "生成的定级理由" in html and "回访记录甲" in html
+    other = make_case("in_mediation", "township")
+    html = client.get(f"/cases/{other.number}").get_data(as_text=True)
+    assert other.number in html and "生成的定级理由" not in html and "尚未定级" in html
+
+
+def test_settings_are_read_once_and_see_changes_in_the_transaction(db):
+    before = get_setting("cluster.threshold")
+    set_setting("cluster.threshold", 9)
+    assert get_setting("cluster.threshold") == 9
+    db.execute(update(Setting).where(Setting.key == "cluster.threshold").values(value=11))  # Core
+    assert get_setting("cluster.threshold") == 11
+    assert before == 3  # the default, read before the change
+
+
+def test_planner_hints_are_plain_sql_on_postgresql():
+    stmt = select(Case.id).where(rare(Case.status == "pending_triage"), common(Case.outcome == "success"),
+                                 unindexed(Case.county_id) == 3)
+    lite = str(stmt.compile(dialect=sqlite.dialect()))
+    pg = str(stmt.compile(dialect=postgresql.dialect()))
+    assert "unlikely(dispute_case.status = ?)" in lite and "likely(dispute_case.outcome = ?)" in lite
+    assert "+dispute_case.county_id = ?" in lite
+    assert "likely" not in pg and "+dispute_case" not in pg and "= 1" not in lite
+    assert "dispute_case.county_id = %(param_1)s" in pg
+
+
+def test_ledger_rows_show_what_the_cases_show(db):
+    me = user("township_mediator")
+    long = "两户因排水沟堵塞发生争执，" * 8
+    case = make_case("in_mediation", "township", summary=long, registered_on=today_local() + timedelta(days=1))
+    db.add_all([Party(case_id=case.id, position=0, kind="person", name="甲某", role="applicant"),
+                Party(case_id=case.id, position=1, kind="person", name="乙某", role="respondent")])
+    db.flush()
+    brief = page_of_cases(me, CaseFilters(), brief=True)
+    full = page_of_cases(me, CaseFilters())
+    assert [r.number for r in brief.items] == [c.number for c in full.items]
+    assert brief.next_cursor == full.next_cursor
+    row, obj = brief.items[0], full.items[0]
+    assert row.number == case.number == obj.number
+    assert row.party_names == "、".join(p.name for p in obj.parties) == "甲某、乙某"
+    assert row.village_name == obj.village.name and row.township_name == obj.township.name
+    assert row.summary_short == Environment().from_string("{{ s|truncate(60) }}").render(s=long)
+    assert (row.status, row.deadline_on, row.risk_level) == (obj.status, obj.deadline_on, obj.risk_level)
+
+
+def _todo(username: str, title: str) -> list[str]:
+    from flask import current_app
+    from app.home.services import workbench
+    with current_app.test_request_context():
+        for s in workbench(user(username)).todos:
+            if s.title == title:
+                return [i.title.split()[0] for i in s.items]
+    return []
+
+
+def test_deadline_and_follow_up_to_dos_come_most_urgent_first(db):
+    today = today_local()
+    # registered newest first, due oldest first: the list follows the due day, not the registration
+    later_due = make_case("in_mediation", "county", registered_on=today - timedelta(days=40),
+                          deadline_on=today + timedelta(days=1))
+    most_overdue = make_case("in_mediation", "county", registered_on=today - timedelta(days=2),
+                             deadline_on=today - timedelta(days=9))
+    make_case("in_mediation", "county", deadline_on=today + timedelta(days=60))  # not near
+    assert _todo("county_supervisor", "临近或超过办理期限")[:2] == [most_overdue.number, later_due.number]
+    closed = dict(status="closed", outcome="success", closed_on=today - timedelta(days=40))
+    a = make_case(**closed, level="county", registered_on=today - timedelta(days=60),
+                  follow_up_due_on=today - timedelta(days=1))
+    b = make_case(**closed, level="county", registered_on=today - timedelta(days=50),
+                  follow_up_due_on=today - timedelta(days=8))
+    make_case(**closed, level="county", follow_up_due_on=today - timedelta(days=8),
+              followed_up_on=today - timedelta(days=3))  # followed up since the close: not to do
+    assert _todo("county_supervisor", "待回访") == [b.number, a.number]
+
+
+def test_confirmation_window_matches_the_full_list(db):
+    from app.mediation.queries import confirmations_due
+    me = user("township_mediator")
+    today = today_local()
+    for days in (0, 5, 20, 23, 24, 28, 29, 30, 31, 45):
+        make_case("closed", "township", outcome="success", closed_on=today - timedelta(days=days))
+    everything = confirmations_due(me, today)
+    assert everything and all(today <= last for _c, _a, last in everything)
+    for ahead in (0, 3, 7, 30):
+        until = today + timedelta(days=ahead)
+        assert [(c.id, last) for c, _a, last in confirmations_due(me, today, until=until)] == \
+            [(c.id, last) for c, _a, last in everything if last <= until]
+    set_setting("deadline.judicial_confirmation", {"days": 30, "unit": "working"})
+    everything = confirmations_due(me, today)
+    until = today + timedelta(days=7)
+    assert [c.id for c, _a, _l in confirmations_due(me, today, until=until)] == \
+        [c.id for c, _a, last in everything if last <= until]
+
+
+def test_workbench_counts_follow_each_commit(app, db):
+    from app.home.services import status_counts
+    me = user("township_mediator")
+
+    def counted() -> dict[str, int]:
+        with app.test_request_context():
+            return status_counts(me)
+
+    def live() -> dict[str, int]:
+        return dict(db.execute(select(Case.status, func.count()).where(Case.township_id == me.org.township_id)
+                               .group_by(Case.status)).all())
+    before = counted()
+    assert counted() == before  # the second read is the cached one
+    make_case("pending_triage", "township")
+    db.commit()  # the write counters are bumped in the committing transaction
+    after = counted()
+    assert after["pending_triage"] == before["pending_triage"] + 1 == live()["pending_triage"]
