@@ -135,48 +135,26 @@ def get_engine(app) -> Engine:
 # expression there.
 
 
-class rare(FunctionElement):
-    """``rare(condition)``: a condition true for few rows (a case waiting for triage or
-    escalated: days of a ten-year history).  On SQLite ``unlikely(condition)``: without it the
-    planner takes ``status = ?`` for an average status (most rows are 已办结) and walks a whole
-    county in date order instead of reading the few rows from the status index (0.1 s at
-    1,000,000 cases for a 工作台 showing one case)."""
-
-    # not Boolean: SQLAlchemy would render ``unlikely(...) = 1`` on SQLite, a term the planner
-    # can no longer split into the indexable ``status = ?``
-    type = NullType()
-    name = "rare"
-    inherit_cache = True
+def _likelihood_hint(name: str, sqlite_function: str, doc: str):
+    """A construct ``name(condition)``: ``sqlite_function(condition)`` on SQLite, the condition
+    itself elsewhere.  Its type is not Boolean: SQLAlchemy would render ``unlikely(...) = 1`` on
+    SQLite, a term the planner can no longer split into the indexable ``status = ?``."""
+    cls = type(name, (FunctionElement,), {"__doc__": doc, "type": NullType(), "name": name, "inherit_cache": True})
+    compiles(cls)(lambda element, compiler, **kw: "(%s)" % compiler.process(element.clauses, **kw))
+    compiles(cls, "sqlite")(lambda element, compiler, **kw: "%s(%s)" % (
+        sqlite_function, compiler.process(element.clauses, **kw)))
+    return cls
 
 
-@compiles(rare)
-def _rare(element, compiler, **kw):
-    return "(%s)" % compiler.process(element.clauses, **kw)
+rare = _likelihood_hint("rare", "unlikely", """``rare(condition)``: a condition true for few rows (a case
+    waiting for triage or escalated: days of a ten-year history).  Without it SQLite takes
+    ``status = ?`` for an average status (most rows are 已办结) and walks a whole county in date
+    order instead of reading the few rows from the status index (0.1 s at 1,000,000 cases for a
+    工作台 showing one case).""")
 
-
-@compiles(rare, "sqlite")
-def _rare_sqlite(element, compiler, **kw):
-    return "unlikely(%s)" % compiler.process(element.clauses, **kw)
-
-
-class common(FunctionElement):
-    """``common(condition)``: a condition true for most rows (a case is 已办结, its outcome
-    调解成功).  On SQLite ``likely(condition)``, so the planner reads a narrower range (the
-    closes of the last weeks) instead of a status index that holds most of the county."""
-
-    type = NullType()
-    name = "common"
-    inherit_cache = True
-
-
-@compiles(common)
-def _common(element, compiler, **kw):
-    return "(%s)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(common, "sqlite")
-def _common_sqlite(element, compiler, **kw):
-    return "likely(%s)" % compiler.process(element.clauses, **kw)
+common = _likelihood_hint("common", "likely", """``common(condition)``: a condition true for most rows (a
+    case is 已办结, its outcome 调解成功), so SQLite reads a narrower range (the closes of the last
+    weeks) instead of a status index that holds most of the county.""")
 
 
 class unindexed(FunctionElement):

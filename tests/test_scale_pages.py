@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.cases.models import Attachment, Case, FollowUp, Party, RiskGrading
 from app.cases.queries import RELATED_TABLES, CaseFilters, has_related, page_of_cases, related_tables
-from app.db import common, rare, session, unindexed
+from app.db import common, rare, unindexed
 from app.settings.models import Setting
 from app.settings.services import get_setting, set_setting
 from app.templating import today_local
