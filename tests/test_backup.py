@@ -1,6 +1,8 @@
 """``flask backup`` / ``flask restore`` round trip on a committed database of its own."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import func, select
 
@@ -15,6 +17,8 @@ def own_app(tmp_path):
     if PG_URL:
         import shutil
         if not shutil.which("pg_dump"):
+            if os.environ.get("REQUIRE_POSTGRES"):  # CI: a missing client is a failure, not a skip
+                pytest.fail("REQUIRE_POSTGRES is set but pg_dump is not installed")
             pytest.skip("pg_dump not installed")
         url = _create_pg_database(PG_URL)
     else:

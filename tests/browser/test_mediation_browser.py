@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 pytestmark = pytest.mark.browser
-pytest.importorskip("playwright.sync_api")
 
 SHOTS = os.environ.get("MEDIATION_SHOTS", "/tmp")
 

@@ -11,7 +11,6 @@ import threading
 import pytest
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 PASSWORD = "Qingyuan@2026"
 
@@ -47,15 +46,6 @@ def wf_live_server(app, tmp_path_factory):
     server.shutdown()
     app_db.session.remove()
     app_db.session.configure(bind=app_db.get_engine(app))  # give the suite its database back
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium",
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def login(browser, base, username):
