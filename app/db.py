@@ -183,6 +183,43 @@ def _unindexed_sqlite(element, compiler, **kw):
 
 
 # ---------------------------------------------------------------------------------------------
+# What a transaction remembers of what it read, until it writes.
+
+_MEMOS: dict[str, bool] = {}  # memo key → also forgotten at every ORM flush
+
+
+def transaction_memo(key: str, forget_at_flush: bool = True) -> dict:
+    """A dict kept in the session for the rest of its transaction, for values read once and
+    used by several parts of a page (which record tables hold a case's rows, the settings).
+    It is forgotten at the end of the transaction and at any Core INSERT/UPDATE/DELETE run
+    through the session; with ``forget_at_flush`` also at every ORM flush, so a value a
+    write could change is never served after the write."""
+    _MEMOS[key] = forget_at_flush
+    return session.info.setdefault(key, {})
+
+
+@event.listens_for(session, "after_flush")
+def _forget_memos_at_flush(sess, _flush_context) -> None:
+    for key, at_flush in _MEMOS.items():
+        if at_flush:
+            sess.info.pop(key, None)
+
+
+@event.listens_for(session, "do_orm_execute")
+def _forget_memos_at_core_write(state) -> None:
+    if not state.is_select:
+        for key in _MEMOS:
+            state.session.info.pop(key, None)
+
+
+@event.listens_for(session, "after_transaction_end")
+def _forget_memos_at_end(sess, _transaction) -> None:
+    """Also at a savepoint's end: a rolled-back savepoint may have undone what was read."""
+    for key in _MEMOS:
+        sess.info.pop(key, None)
+
+
+# ---------------------------------------------------------------------------------------------
 # Statements built once per process.
 
 _PREPARED: dict = {}

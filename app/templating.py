@@ -165,21 +165,19 @@ def status_badge_html(status: str) -> Markup:
         STATUS_COLOURS.get(status, "secondary"), vocab.shown(vocab.STATUSES, status)))
 
 
-_FIXED_URLS: dict = {}
-
-
 def fixed_url(endpoint: str, filename: str | None = None) -> str:
     """``url_for(endpoint)`` (or ``url_for('static', filename=…)``) for URLs with no variable
-    part, built once per process and application root: the layout alone asks for some twenty
-    (stylesheets, scripts, the navigation), each ~20 µs through the URL map."""
+    part, built once per app and application root: the layout alone asks for some twenty
+    (stylesheets, scripts, the navigation), each ~20 µs through the URL map.  Outside a request
+    (where url_for may need SERVER_NAME) it is plain ``url_for``."""
     ctx = _cv_request.get(None)
-    root = ctx.request.script_root if ctx is not None else None
-    key = (root, endpoint, filename)
-    url = _FIXED_URLS.get(key)
+    if ctx is None:
+        return url_for(endpoint, filename=filename) if filename is not None else url_for(endpoint)
+    urls = ctx.app.extensions.setdefault("qy_fixed_urls", {})
+    key = (ctx.request.script_root, endpoint, filename)
+    url = urls.get(key)
     if url is None:
-        url = url_for(endpoint, filename=filename) if filename is not None else url_for(endpoint)
-        if ctx is not None:  # outside a request url_for may need SERVER_NAME: do not keep it
-            _FIXED_URLS[key] = url
+        url = urls[key] = url_for(endpoint, filename=filename) if filename is not None else url_for(endpoint)
     return url
 
 

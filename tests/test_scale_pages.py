@@ -65,6 +65,17 @@ def test_settings_are_read_once_and_see_changes_in_the_transaction(db):
     assert before == 3  # the default, read before the change
 
 
+def test_settings_memo_forgets_a_rolled_back_savepoint(db):
+    """A row added in a savepoint that is rolled back is gone; the memo must not keep it."""
+    assert get_setting("cluster.threshold") == 3  # the default: no row yet, the memo is filled
+    savepoint = db.begin_nested()
+    set_setting("cluster.threshold", 8)
+    assert get_setting("cluster.threshold") == 8
+    savepoint.rollback()
+    assert db.get(Setting, "cluster.threshold") is None
+    assert get_setting("cluster.threshold") == 3
+
+
 def test_planner_hints_are_plain_sql_on_postgresql():
     stmt = select(Case.id).where(rare(Case.status == "pending_triage"), common(Case.outcome == "success"),
                                  unindexed(Case.county_id) == 3)

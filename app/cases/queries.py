@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import Select, and_, bindparam, event, exists, false, func, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, false, func, or_, select
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from app.accounts.models import User
@@ -25,7 +25,7 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import prepared, session, unindexed
+from app.db import prepared, session, transaction_memo, unindexed
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
@@ -512,29 +512,24 @@ def attachments_of(case: Case) -> list[Attachment]:
 RELATED_TABLES = ("attachment", "risk_grading", "sign_off", "department_task", "supervision_order",
                   "mediation_session", "mediation_agreement", "case_closure", "follow_up",
                   "judicial_confirmation", "mediator_change")
-_RELATED_STMT = None
-_RELATED_KEY = "qy_case_related"
 
 
 def _related_stmt():
     """``SELECT EXISTS(...) AS attachment, EXISTS(...) AS risk_grading, …`` for ``:case_id``,
     built once per process (the tables' ``case_id`` indexes answer each EXISTS)."""
-    global _RELATED_STMT
-    if _RELATED_STMT is None:
-        from sqlalchemy import bindparam
+    def build():
         from app.db import Base
-        case_id = bindparam("case_id")
         tables = Base.metadata.tables
-        _RELATED_STMT = select(*[exists().where(tables[name].c.case_id == case_id).label(name)
-                                 for name in RELATED_TABLES])
-    return _RELATED_STMT
+        return select(*[exists().where(tables[name].c.case_id == bindparam("case_id")).label(name)
+                        for name in RELATED_TABLES])
+    return prepared("case.related_tables", build)
 
 
 def related_tables(case: Case) -> frozenset[str]:
-    """The names in ``RELATED_TABLES`` that hold at least one row of ``case``.  Remembered in the
-    session until its next flush or the end of its transaction (``_forget_related``), so the
+    """The names in ``RELATED_TABLES`` that hold at least one row of ``case``.  Remembered until
+    the session's next write or the end of its transaction (``app.db.transaction_memo``), so the
     sections of one page share one statement and a write is never hidden."""
-    memo = session.info.setdefault(_RELATED_KEY, {})
+    memo = transaction_memo("qy_case_related")
     found = memo.get(case.id)
     if found is None:
         row = session.execute(_related_stmt(), {"case_id": case.id}).one()
@@ -548,21 +543,3 @@ def has_related(case: Case, table: str) -> bool:
     if case.id is None:
         return False
     return table in related_tables(case)
-
-
-@event.listens_for(session, "after_flush")
-def _forget_related_after_flush(sess, _flush_context) -> None:
-    sess.info.pop(_RELATED_KEY, None)
-
-
-@event.listens_for(session, "do_orm_execute")
-def _forget_related_after_write(state) -> None:
-    """A Core INSERT/UPDATE/DELETE through the session (bulk loads) bypasses the flush."""
-    if not state.is_select:
-        state.session.info.pop(_RELATED_KEY, None)
-
-
-@event.listens_for(session, "after_transaction_end")
-def _forget_related(sess, transaction) -> None:
-    if transaction.parent is None:
-        sess.info.pop(_RELATED_KEY, None)

@@ -9,9 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
-from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Case
-from app.cases.queries import scope_cases
+from app.cases.queries import jurisdiction, scope_cases
 from app.cases.vocab import STATUSES
 from app.db import session
 
@@ -66,10 +65,10 @@ def status_counts(user: User) -> dict[str, int]:
         counts = dict(session.execute(
             scope_cases(user, select(Case.status, func.count(Case.id))).group_by(Case.status)).all())
         return {code: counts.get(code, 0) for code in STATUSES}
-    if user.role == "dept_liaison" or user.org is None:
+    area, _unit = jurisdiction(user)
+    if area in ("department", "none"):
         return count()
     from app.reports.cache import cached
-    area = "county" if user.role in COUNTY_ROLES else "township" if user.role in TOWNSHIP_ROLES else user.role
     return cached("workbench.status_counts", user.org, (area,), count)
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
-from app.db import prepared, session
+from app.db import prepared, session, transaction_memo
 from app.settings.models import CaseSource, DisputeType, RiskFactor, Setting
 
 # Deadlines of PRODUCT.md §4; "unit" is calendar or working days (admin setting per kind).
@@ -71,28 +71,16 @@ def check_entry_version(entry, expected: Any, current: dict[str, Any], submitted
 
 def get_setting(key: str) -> Any:
     """The stored value of ``key``, or its default.  The first call in a transaction reads every
-    setting row at once (a few dozen at most) and keeps them in the session for the rest of it,
-    so a page that needs several settings (deadlines, cluster window and threshold, sign-off
-    hours) costs one query, not one per key or per row."""
-    rows = session.info.get("settings_rows")
+    setting row at once (a few dozen at most) and keeps them for the rest of it
+    (``app.db.transaction_memo``; a flush keeps them: ``set_setting`` updates them, and a Core
+    write or the transaction's end forgets them), so a page that needs several settings
+    (deadlines, cluster window and threshold, sign-off hours) costs one query."""
+    memo = transaction_memo("qy_settings", forget_at_flush=False)
+    rows = memo.get("rows")
     if rows is None:
-        rows = session.info["settings_rows"] = {
-            r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting)))}
+        rows = memo["rows"] = {r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting)))}
     row = rows.get(key)
     return row.value if row is not None else DEFAULTS.get(key)
-
-
-@event.listens_for(session, "do_orm_execute")
-def _forget_settings_after_write(state) -> None:
-    """A Core UPDATE/DELETE through the session may change a setting row behind the ORM."""
-    if not state.is_select:
-        state.session.info.pop("settings_rows", None)
-
-
-@event.listens_for(session, "after_transaction_end")
-def _forget_settings(sess, transaction) -> None:
-    if transaction.parent is None:
-        sess.info.pop("settings_rows", None)
 
 
 def set_setting(key: str, value: Any) -> None:
@@ -102,7 +90,7 @@ def set_setting(key: str, value: Any) -> None:
         session.add(row)
     else:
         row.value = value
-    rows = session.info.get("settings_rows")
+    rows = transaction_memo("qy_settings", forget_at_flush=False).get("rows")
     if rows is not None:
         rows[key] = row
     session.flush()
