@@ -78,6 +78,13 @@ bench-matrix: dev
 	  $(BIN)/python bench/run.py --db $$db --cases $$n --reuse $(BENCH_MATRIX_ARGS) || rc=1; \
 	done; done; exit $$rc
 
+# Scale-out (issue 10): the mixed workload direct, through nginx to one host and to several
+# hosts (needs nginx).  e.g. make bench-scale-out BENCH_SCALE_OUT_ARGS="--cases 1000000 --hosts 2"
+BENCH_SCALE_OUT_ARGS ?= --db postgres --cases 100000
+.PHONY: bench-scale-out
+bench-scale-out: dev
+	$(BIN)/python bench/scale_out.py $(BENCH_SCALE_OUT_ARGS)
+
 bench-ledger: dev
 	$(BIN)/python bench/ledger_import.py $(BENCH_LEDGER_ARGS)
 

@@ -293,9 +293,10 @@ def free_port() -> int:
 class Server:
     """gunicorn with ``workers`` sync workers on a free loopback port; its workers' peak RSS."""
 
-    def __init__(self, target: str, workers: int, url: str, log: Path, pythonpath: str | None = None):
+    def __init__(self, target: str, workers: int, url: str, log: Path, pythonpath: str | None = None,
+                 env: dict | None = None):
         self.port = free_port()
-        env = dict(os.environ, DATABASE_URL=url)
+        env = dict(os.environ, DATABASE_URL=url, **(env or {}))
         cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
                "--timeout", "120", "--log-level", "warning", "--error-logfile", str(log)]
         if pythonpath:
@@ -517,74 +518,99 @@ def lost_updates(edits: list[dict], final: dict[str, str]) -> int:
     return lost
 
 
-def throughput(url: str, workers: int, clients: int, duration: float, rng: random.Random, log: Path,
-               deep_cursor: str | None = None) -> dict:
-    from sqlalchemy import create_engine, text
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        # the measured county's cases (at province scale the others are outside the user's area: 404)
-        county = "(SELECT id FROM org_unit WHERE code = '429960')"
-        numbers = [r[0] for r in conn.execute(text(
-            f"SELECT number FROM dispute_case WHERE county_id = {county} ORDER BY id DESC LIMIT 5000"))]
-        numbers = rng.sample(numbers, min(500, len(numbers)))
-        names = [r[0] for r in conn.execute(text("SELECT name FROM party WHERE id % 53 = 0 LIMIT 200"))]
-        before = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
-        # a few open cases every client edits at once (so saves collide: conflicts, never losses)
-        edited = [r[0] for r in conn.execute(text(
-            "SELECT number FROM dispute_case WHERE status IN ('pending_triage','in_mediation','escalated',"
-            f"'transferred') AND county_id = {county} ORDER BY id DESC LIMIT 3"))]
-    lists = ["/cases/", "/cases/?" + urlencode({"type": "邻里", "status": "closed"}),
-             "/cases/?" + urlencode({"township": TOWNSHIP_CODE, "risk": "high"}), "/cases/?status=open"]
-    if deep_cursor:
-        lists.append(f"/cases/?cursor={deep_cursor}")  # the 80 %-deep keyset page
-    terms = names + ["排水沟", "漏水", "宅基地", "工资"]
+class Workload:
+    """The throughput plans over one database (the measured county's cases, its list filters,
+    search terms, the 3 open cases every client edits at once) and the checks after a run:
+    writes lost (reception-log POSTs answered 302 but not stored) and updates lost."""
 
-    def case_page(rng):
-        return "GET", f"/cases/{rng.choice(numbers)}", None, 200
+    def __init__(self, url: str, rng: random.Random, deep_cursor: str | None = None):
+        from sqlalchemy import create_engine, text
+        self.url = url
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            # the measured county's cases (at province scale the others are outside the user's area: 404)
+            county = "(SELECT id FROM org_unit WHERE code = '429960')"
+            numbers = [r[0] for r in conn.execute(text(
+                f"SELECT number FROM dispute_case WHERE county_id = {county} ORDER BY id DESC LIMIT 5000"))]
+            self.numbers = rng.sample(numbers, min(500, len(numbers)))
+            names = [r[0] for r in conn.execute(text("SELECT name FROM party WHERE id % 53 = 0 LIMIT 200"))]
+            # a few open cases every client edits at once (so saves collide: conflicts, never losses)
+            self.edited = [r[0] for r in conn.execute(text(
+                "SELECT number FROM dispute_case WHERE status IN ('pending_triage','in_mediation','escalated',"
+                f"'transferred') AND county_id = {county} ORDER BY id DESC LIMIT 3"))]
+        engine.dispose()
+        self.lists = ["/cases/", "/cases/?" + urlencode({"type": "邻里", "status": "closed"}),
+                      "/cases/?" + urlencode({"township": TOWNSHIP_CODE, "risk": "high"}), "/cases/?status=open"]
+        if deep_cursor:
+            self.lists.append(f"/cases/?cursor={deep_cursor}")  # the 80 %-deep keyset page
+        self.terms = names + ["排水沟", "漏水", "宅基地", "工资"]
+        self._receptions_before = self._receptions()
 
-    def list_page(rng):
-        return "GET", rng.choice(lists), None, 200
+    def _receptions(self) -> int:
+        from sqlalchemy import create_engine, text
+        engine = create_engine(self.url)
+        with engine.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
+        engine.dispose()
+        return n
 
-    def mixed(rng):
+    def case_page(self, rng):
+        return "GET", f"/cases/{rng.choice(self.numbers)}", None, 200
+
+    def list_page(self, rng):
+        return "GET", rng.choice(self.lists), None, 200
+
+    def mixed(self, rng):
         x = rng.random()
         if x < 0.35:
-            return case_page(rng)
+            return self.case_page(rng)
         if x < 0.70:
-            return list_page(rng)
+            return self.list_page(rng)
         if x < 0.90:
-            return "SEARCH", "/cases/search", {"q": rng.choice(terms)}, 200
-        if x < 0.95 and edited:
-            return "EDIT", rng.choice(edited), None, 302
+            return "SEARCH", "/cases/search", {"q": rng.choice(self.terms)}, 200
+        if x < 0.95 and self.edited:
+            return "EDIT", rng.choice(self.edited), None, 302
         return "POST", "/reception/", {"received_at": "", "visitor_names": f"压测{rng.randint(1, 10**6)}",
                                        "headcount": "1", "phone": "", "matter": "基准测试来访",
                                        "handling": "direct_answer", "department": "", "notes": ""}, 302
 
+    def check_mixed(self, result: dict) -> dict:
+        """Adds ``lost_writes``, ``acknowledged_edits``, ``lost_updates`` and ``edited_cases`` to
+        a mixed run's result (call once, after the only mixed run since the Workload was made)."""
+        from sqlalchemy import create_engine, text
+        after = self._receptions()
+        final = {}
+        if self.edited:
+            engine = create_engine(self.url)
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT number, claims FROM dispute_case WHERE number IN (%s)"
+                                         % ",".join(f":n{i}" for i in range(len(self.edited)))),
+                                    {f"n{i}": v for i, v in enumerate(self.edited)})
+                final = {number: claims or "" for number, claims in rows}
+            engine.dispose()
+        result["lost_writes"] = result["writes"] - (after - self._receptions_before)
+        result["acknowledged_edits"] = len(result["edits"])
+        result["lost_updates"] = lost_updates(result.pop("edits"), final)
+        result["edited_cases"] = len(self.edited)
+        return result
+
+
+def throughput(url: str, workers: int, clients: int, duration: float, rng: random.Random, log: Path,
+               deep_cursor: str | None = None) -> dict:
+    work = Workload(url, rng, deep_cursor)
     out = {}
     log.write_text("")  # this run's server errors only
     server = Server("wsgi:app", workers, url, log)
     try:
         server.wait_ready("/login")
         cookies, token = _session_cookies(server.base, "county_supervisor")
-        out["mixed workload"] = drive(server.base, mixed, clients, duration, cookies, token)
-        out["case page only"] = drive(server.base, case_page, clients, duration, cookies, token)
-        out["list only"] = drive(server.base, list_page, clients, duration, cookies, token)
+        out["mixed workload"] = drive(server.base, work.mixed, clients, duration, cookies, token)
+        out["case page only"] = drive(server.base, work.case_page, clients, duration, cookies, token)
+        out["list only"] = drive(server.base, work.list_page, clients, duration, cookies, token)
     finally:
         server.stop()
     app_rss = server.peak_rss
-    with engine.connect() as conn:
-        after = conn.execute(text("SELECT count(*) FROM reception_entry")).scalar()
-        final = {}
-        if edited:
-            rows = conn.execute(text("SELECT number, claims FROM dispute_case WHERE number IN (%s)"
-                                     % ",".join(f":n{i}" for i in range(len(edited)))),
-                                {f"n{i}": v for i, v in enumerate(edited)})
-            final = {number: claims or "" for number, claims in rows}
-    engine.dispose()
-    mixed_out = out["mixed workload"]
-    mixed_out["lost_writes"] = mixed_out["writes"] - (after - before)
-    mixed_out["acknowledged_edits"] = len(mixed_out["edits"])
-    mixed_out["lost_updates"] = lost_updates(mixed_out.pop("edits"), final)
-    mixed_out["edited_cases"] = len(edited)
+    work.check_mixed(out["mixed workload"])
     for name in ("case page only", "list only"):
         out[name].pop("edits", None)
     bare = Server("bare_app:app", workers, url, log, pythonpath=str(ROOT / "bench"))

@@ -71,6 +71,30 @@ def test_bench_runs_end_to_end(bench_url, tmp_path):
     assert "Province scale (PostgreSQL, 5,000,000 cases, 2,000 townships" in table
 
 
+def test_scale_out_bench_runs_end_to_end(bench_url, tmp_path):
+    """``bench/scale_out.py``: direct, nginx → 1 host, nginx → 2 hosts; every host answers,
+    nothing is lost.  Needs nginx (``.ci/run`` installs it and sets REQUIRE_NGINX)."""
+    import shutil
+    if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        if os.environ.get("REQUIRE_NGINX"):
+            pytest.fail("REQUIRE_NGINX is set but nginx is not installed")
+        pytest.skip("nginx not installed")
+    out = tmp_path / "scale-out.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "scale_out.py"), "--db", bench_url, "--cases", "300",
+                           "--duration", "1.5", "--clients", "2", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = out.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ((?:direct|nginx →)[^|]+?) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \| (\d+) \| (-?\d+) \| (\d+) \| "
+                      r"\d+ \| ([^|]+) \|", table, re.M)
+    assert [r[0].split(":")[0].strip() for r in rows] == ["direct", "nginx → 1 host × 2 workers",
+                                                          "nginx → 2 hosts × 1 worker"], table
+    for name, rps, errors, lost_writes, lost_updates_, per_host in rows:
+        assert float(rps) > 0 and (errors, lost_writes, lost_updates_) == ("0", "0", "0"), name
+    two_hosts = [int(n) for n in rows[2][5].split(",")]
+    assert len(two_hosts) == 2 and min(two_hosts) > 0  # nginx sent requests to both hosts
+
+
 def test_lost_updates_are_edits_off_the_chain_of_saves():
     e = [{"case": "A", "marker": "m1", "seen": "initial"}, {"case": "A", "marker": "m2", "seen": "m1"},
          {"case": "B", "marker": "b1", "seen": "x"}]
