@@ -171,3 +171,36 @@ def test_workbench_counts_follow_each_commit(app, db):
     db.commit()  # the write counters are bumped in the committing transaction
     after = counted()
     assert after["pending_triage"] == before["pending_triage"] + 1 == live()["pending_triage"]
+
+
+def test_list_filter_choices_follow_each_commit(app, db):
+    """The ledger's filter bar is kept in the report cache; a new type, a renamed village or a
+    deactivated source shows on the next page after the commit (and inside the writing
+    transaction, which bypasses the cache)."""
+    from app.cases.queries import list_filter_choices
+    from app.orgs.models import OrgUnit
+    from app.reports.cache import stats
+    from app.settings.models import CaseSource, DisputeType
+    me = user("county_supervisor")
+
+    def choices():
+        with app.test_request_context():
+            return list_filter_choices(me)
+    first = choices()
+    hits = stats()["hits"]
+    assert choices() is first and stats()["hits"] == hits + 1  # served as is: frozen, not copied
+    assert len(first.townships) > 1 and all("（" in label for _code, label in first.village_options)
+    village = db.scalar(select(OrgUnit).where(OrgUnit.level == "village").order_by(OrgUnit.code))
+    village.name = "新改名村"
+    db.add(DisputeType(name="新增测试类型", position=999, active=True))
+    source = db.scalar(select(CaseSource).where(CaseSource.active).order_by(CaseSource.position))
+    source.active = False
+    db.flush()
+    inside = choices()  # uncommitted writes: computed afresh
+    assert "新增测试类型" in [t.name for t in inside.types] and source.name not in inside.sources
+    db.commit()
+    after = choices()
+    assert after is not first
+    assert any(label.startswith("新改名村（") for code, label in after.village_options if code == village.code)
+    assert "新增测试类型" in [t.name for t in after.types] and source.name not in after.sources
+    assert [t.code for t in after.townships] == [t.code for t in first.townships]

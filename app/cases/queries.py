@@ -161,6 +161,59 @@ def townships_in_jurisdiction(user: User) -> list[OrgUnit]:
     return [] if stmt is None else list(session.scalars(stmt.order_by(OrgUnit.code)))
 
 
+@dataclass(frozen=True)
+class TypeOption:
+    name: str
+    parent_id: Optional[int]
+
+
+@dataclass(frozen=True)
+class TownshipOption:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ListChoices:
+    """What the ledger's filter bar offers: types, sources, townships and villages (code,
+    label) of the user's jurisdiction."""
+    types: tuple[TypeOption, ...]
+    sources: tuple[str, ...]
+    townships: tuple[TownshipOption, ...]
+    village_options: tuple[tuple[str, str], ...]
+
+
+def list_filter_choices(user: User) -> ListChoices:
+    """The filter bar's choices, kept in the report cache (``app.reports.cache.cached``).
+
+    Why: they are four queries and some hundred rows (a county's 140 villages) on every list
+    page, yet change only when an administrator edits the org structure, a dispute type or a
+    source.  Those tables are ``REPORT_TABLES``: a committed write to any of them changes the
+    cache key (a village's row its county's counter; types, sources and county rows the global
+    one), so a stale choice is never served.  Case writes bump the county counter too, which
+    costs a recomputation now and then, never a wrong answer."""
+    from app.settings.services import active_sources, active_types
+
+    def compute() -> ListChoices:
+        townships = townships_in_jurisdiction(user)
+        names = {t.id: t.name for t in townships}
+        several = len(townships) > 1
+        return ListChoices(
+            types=tuple(TypeOption(t.name, t.parent_id) for t in active_types()),
+            sources=tuple(active_sources()),
+            townships=tuple(TownshipOption(t.id, t.code, t.name) for t in townships),
+            # labels made here: a county's 140 villages would otherwise cost the template an
+            # attribute walk (and a parent lookup) per option
+            village_options=tuple((code, f"{name}（{names.get(township_id, '')}）" if several else name)
+                                  for code, name, township_id in village_names_in_jurisdiction(user)))
+    area, _unit = jurisdiction(user)
+    if area in ("department", "none"):
+        return compute()
+    from app.reports.cache import cached
+    return cached("cases.list_filter_choices", user.org, (area,), compute, frozen=True)
+
+
 def village_in_jurisdiction(user: User, code: str) -> Optional[OrgUnit]:
     """The village with ``code`` if the user may register cases there, else None."""
     stmt = _units_in_jurisdiction(user, "village")

@@ -19,8 +19,7 @@ from app.cases.export import export_cases
 from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
 from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
-                               page_of_cases, townships_in_jurisdiction, village_names_in_jurisdiction,
-                               villages_in_jurisdiction)
+                               list_filter_choices, page_of_cases, villages_in_jurisdiction)
 from app.db import session
 from app.cases.services import can_edit_case, case_field_values, update_case_details
 from app.errors import PermissionDenied, ValidationFailed
@@ -49,20 +48,10 @@ def _require(capability: str) -> None:
 
 
 def _filter_choices(user: User) -> dict:
-    townships = townships_in_jurisdiction(user)
-    return {"statuses": vocab.STATUSES, "types": active_types(), "sources": active_sources(),
-            "townships": townships, "village_options": _village_options(user, townships),
+    choices = list_filter_choices(user)
+    return {"statuses": vocab.STATUSES, "types": choices.types, "sources": choices.sources,
+            "townships": choices.townships, "village_options": choices.village_options,
             "sorts": {k: v[0] for k, v in SORTS.items()}}
-
-
-def _village_options(user: User, townships: list) -> list[tuple[str, str]]:
-    """(code, label) of the village filter: the village's name, with its township's when the
-    user sees several townships.  Labels made here: a county's 140 villages would otherwise
-    cost the list page a template attribute walk (and a parent lookup) per option."""
-    names = {t.id: t.name for t in townships}
-    several = len(townships) > 1
-    return [(v.code, f"{v.name}（{names.get(v.township_id, '')}）" if several else v.name)
-            for v in village_names_in_jurisdiction(user)]
 
 
 def _list_filters(args) -> tuple[CaseFilters | None, str | None]:

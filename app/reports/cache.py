@@ -241,9 +241,11 @@ def _generation(county_id: int) -> Optional[tuple]:
     return key
 
 
-def cached(what: str, org, params: tuple, compute: Callable[[], T]) -> T:
+def cached(what: str, org, params: tuple, compute: Callable[[], T], frozen: bool = False) -> T:
     """``compute()``, or a copy of the result a previous call got for the same (``what``,
-    ``org``, ``params``) at the same counters.  ``org``: the OrgUnit the result is about."""
+    ``org``, ``params``) at the same counters.  ``org``: the OrgUnit the result is about.
+    ``frozen``: the caller promises the result cannot be changed (tuples and frozen
+    dataclasses all the way down), so it is kept and served without copying."""
     size = _size()
     if size <= 0 or _pending_report_writes(session):
         return compute()
@@ -256,7 +258,7 @@ def cached(what: str, org, params: tuple, compute: Callable[[], T]) -> T:
     key = (what, org.id, params, county_id, generation)
     hit = _cache.get(key)
     if hit is not None:
-        return hit if isinstance(hit, str) else copy.deepcopy(hit)  # str (page HTML) is immutable
+        return hit if frozen or isinstance(hit, str) else copy.deepcopy(hit)  # str (page HTML) is immutable
     value = compute()
-    _cache.put(key, value if isinstance(value, str) else copy.deepcopy(value), size)
+    _cache.put(key, value if frozen or isinstance(value, str) else copy.deepcopy(value), size)
     return value
