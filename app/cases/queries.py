@@ -548,6 +548,23 @@ def case_detail(user: User, number: str) -> Case:
     return case
 
 
+def department_tasks_of(case: Case) -> list[DepartmentTask]:
+    """The case's department tasks (transfers and invitations), oldest first, each with its
+    department.  The workflow panel lists them all and the mediation section the invitations:
+    one statement serves both, remembered until the session's next write
+    (``app.db.transaction_memo``)."""
+    if not has_related(case, "department_task"):
+        return []
+    memo = transaction_memo("qy_case_tasks")
+    tasks = memo.get(case.id)
+    if tasks is None:
+        stmt = prepared("case.department_tasks", lambda: select(DepartmentTask)
+                        .where(DepartmentTask.case_id == bindparam("case_id"))
+                        .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id))
+        tasks = memo[case.id] = list(session.scalars(stmt, {"case_id": case.id}))
+    return tasks
+
+
 def attachments_of(case: Case) -> list[Attachment]:
     if not has_related(case, "attachment"):
         return []

@@ -9,12 +9,12 @@ from datetime import date, timedelta
 from typing import Any, Optional
 
 from sqlalchemy import bindparam, distinct, func, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
-from app.cases.models import Case, DepartmentTask, FollowUp
-from app.cases.queries import has_related, scope_cases
+from app.cases.models import Case, FollowUp
+from app.cases.queries import department_tasks_of, has_related, scope_cases
 from app.cases.services import MEDIATOR_ROLES
 from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
 from app.db import common, prepared, session
@@ -153,9 +153,6 @@ CASE_RECORDS = {
                  .order_by(MediationSession.held_on, MediationSession.id)),
     "agreements": ("mediation_agreement", lambda: select(Agreement).where(_of_case(Agreement))
                    .options(selectinload(Agreement.obligations)).order_by(Agreement.id)),
-    "invites": ("department_task", lambda: select(DepartmentTask)
-                .where(_of_case(DepartmentTask), DepartmentTask.kind == "invite")
-                .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id)),
     "closures": ("case_closure", lambda: select(CaseClosure).where(_of_case(CaseClosure)).order_by(CaseClosure.id)),
     "follow_ups": ("follow_up", lambda: select(FollowUp).where(_of_case(FollowUp)).order_by(FollowUp.id)),
     "confirmations": ("judicial_confirmation", lambda: select(JudicialConfirmation)
@@ -172,6 +169,7 @@ def case_records(case: Case) -> dict[str, Any]:
     records: dict[str, Any] = {
         name: list(session.scalars(prepared(("case_records", name), build), params))
         if has_related(case, table) else [] for name, (table, build) in CASE_RECORDS.items()}
+    records["invites"] = [t for t in department_tasks_of(case) if t.kind == "invite"]  # shared with the panel
     records["agreement"] = records["agreements"][-1] if records["agreements"] else None
     return records
 

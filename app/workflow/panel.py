@@ -9,12 +9,11 @@ from typing import Any
 
 from flask_login import current_user
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import joinedload
 
 from app.accounts.models import User
-from app.cases.models import Case, DepartmentTask, RiskGrading, SignOff, SupervisionOrder
+from app.cases.models import Case, RiskGrading, SignOff, SupervisionOrder
 from app.cases import services
-from app.cases.queries import has_related
+from app.cases.queries import department_tasks_of, has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
 from app.db import prepared, session
 from app.orgs.models import OrgUnit
@@ -47,10 +46,7 @@ def panel_context(case: Case) -> dict[str, Any]:
                     .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))
     sign_offs = rows("sign_off", lambda: select(SignOff).where(SignOff.case_id == bindparam("case_id"))
                      .order_by(SignOff.id.desc()))
-    tasks = rows("department_task", lambda: select(DepartmentTask)
-                 .where(DepartmentTask.case_id == bindparam("case_id"))
-                 .options(joinedload(DepartmentTask.department))  # the cards name it
-                 .order_by(DepartmentTask.id.desc()))
+    tasks = department_tasks_of(case)[::-1]  # newest first; each with its department (the cards name it)
     orders = rows("supervision_order", lambda: select(SupervisionOrder)
                   .where(SupervisionOrder.case_id == bindparam("case_id")).order_by(SupervisionOrder.id.desc()))
     user_ids = [g.graded_by_id for g in gradings] + [s.signed_by_id for s in sign_offs] + \
