@@ -10,10 +10,10 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, insert, update
+from sqlalchemy import insert, update
 
 from app.cases.models import Case
-from app.db import Base, get_engine
+from app.db import Base
 from app.orgs.models import OrgUnit
 from app.orgs.services import add_unit, find_by_code
 from app.reports import cache
@@ -23,6 +23,7 @@ from app.reports.queries import (Period, _compute_figures_and_counts, figures_an
 from app.reports.summary import rebuild_summary
 from tests.reports_factories import add_reception, add_sweep
 from tests.test_scale_summary import _orgs, _random_case, _step, _villages
+from tests.helpers import count_queries
 
 PERIODS = [month_period(2025, 6), month_period(2026, 3), Period(date(2025, 1, 1), date(2025, 12, 31)),
            Period(date(2026, 1, 1), date(2026, 3, 17)), Period(date(2025, 11, 5), date(2026, 2, 20))]
@@ -172,22 +173,15 @@ def test_cached_computations_read_only_report_tables(app, db):
     for _ in range(30):
         db.add(_random_case(rng, villages))
     db.commit()
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    engine = get_engine(app)
-    event.listen(engine, "before_cursor_execute", record)
     app.config["REPORT_CACHE_SIZE"] = 0
     try:
-        for org in _orgs(db, villages):
-            monthly_report(org, 2025, 6)
-            period_report(org, Period(date(2025, 2, 3), date(2025, 11, 20)))
-            report_services.trend(org, 2026, 3, months=26)
+        with count_queries(app) as statements:
+            for org in _orgs(db, villages):
+                monthly_report(org, 2025, 6)
+                period_report(org, Period(date(2025, 2, 3), date(2025, 11, 20)))
+                report_services.trend(org, 2026, 3, months=26)
     finally:
         app.config["REPORT_CACHE_SIZE"] = cache.DEFAULT_SIZE
-        event.remove(engine, "before_cursor_execute", record)
     read = {name for name in Base.metadata.tables
             if any(re.search(rf"\b{name}\b", s) for s in statements)}
     assert "dispute_case" in read and "reception_entry" in read  # the capture saw the reports' SQL

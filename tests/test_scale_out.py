@@ -39,55 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Qingyuan@2026"  # the demo users' documented password
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Host:
-    """One gunicorn master with one sync worker: a host behind the load balancer."""
-
-    def __init__(self, name: str, env: dict, log: Path):
-        self.name, self.port = name, _free_port()
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{self.port}", "--timeout", "60",
-             "--log-level", "warning", "--error-logfile", str(log), "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"host {self.name} exited at start: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.base + "/login", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"host {self.name} did not answer")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 class Browser:
     """One user's cookie jar; each request goes to the host named, as nginx might send it, with
     the client's address in ``X-Forwarded-For`` as nginx sets it (the hosts run with
     ``PROXY_COUNT=1``)."""
 
-    def __init__(self, hosts: dict[str, Host], address: str = "198.51.100.7"):
+    def __init__(self, hosts: dict, address: str = "198.51.100.7"):
         self.hosts, self.address = hosts, address
         self.cookies = httpx.Cookies()
 
@@ -131,26 +88,29 @@ def hosts(tmp_path_factory):
     url = _create_pg_database(PG_URL) if PG_URL else f"sqlite:///{tmp / 'county.db'}"
     uploads = tmp / "shared-uploads"  # what NFS or an object store mount is to real hosts
     uploads.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QY_", "FLASK_"))}
-    env.update(DATABASE_URL=url, QY_ENV="production", SECRET_KEY=secrets.token_urlsafe(32),
-               QY_DATA_KEYS=generate_key(), QY_HASH_KEY=secrets.token_urlsafe(32), UPLOAD_DIR=str(uploads),
-               SESSION_COOKIE_SECURE="0", FLASK_APP="wsgi:app", PROXY_COUNT="1")
+    # what every host's /etc/qingyuan/qingyuan.env would hold (the same keys on every host)
+    settings = dict(QY_ENV="production", SECRET_KEY=secrets.token_urlsafe(32), QY_DATA_KEYS=generate_key(),
+                    QY_HASH_KEY=secrets.token_urlsafe(32), UPLOAD_DIR=str(uploads), SESSION_COOKIE_SECURE="0",
+                    FLASK_APP="wsgi:app", PROXY_COUNT="1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QY_", "FLASK_"))} | settings | {"DATABASE_URL": url}
     _flask(env, "db", "upgrade")  # once per release, on one host
     _flask(env, "seed-demo", "--if-empty")
     token = _flask(env, "accounts", "token", "township_mediator").strip().split()[-1]
-    started = {name: Host(name, env, tmp / f"host-{name}.log") for name in ("A", "B")}
+    from bench.run import Server  # what bench/run.py and bench/scale_out.py serve the app with
+    started = {name: Server("wsgi:app", 1, url, tmp / f"host-{name}.log", env=settings) for name in ("A", "B")}
     try:
         for h in started.values():
-            h.wait_ready()
+            h.wait_ready("/login")
         yield {"hosts": started, "token": token, "uploads": uploads, "url": url}
     finally:
         for h in started.values():
             h.stop()
         if PG_URL:
             _drop_pg_database(url, PG_URL)
-    for h in started.values():
-        errors = h.log.read_text(errors="replace") if h.log.exists() else ""
-        assert "Traceback" not in errors, f"host {h.name} logged an error:\n{errors[-3000:]}"
+    for name in started:
+        log = tmp / f"host-{name}.log"
+        errors = log.read_text(errors="replace") if log.exists() else ""
+        assert "Traceback" not in errors, f"host {name} logged an error:\n{errors[-3000:]}"
 
 
 def _api(hosts, host: str, method: str, path: str, **kw) -> httpx.Response:

@@ -24,6 +24,7 @@ from app.db import common, rare, unindexed
 from app.settings.models import Setting
 from app.settings.services import get_setting, set_setting
 from app.templating import today_local
+from tests.helpers import count_queries
 from tests.workflow_factories import make_case, user
 
 
@@ -209,10 +210,7 @@ def test_list_filter_choices_follow_each_commit(app, db):
 def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, client, auth, app):
     """The workflow panel (every task) and the mediation section (the invitations) share one
     read of the case's department tasks."""
-    from sqlalchemy import event
-
     from app.cases.models import DepartmentTask
-    from app.db import get_engine
     from app.orgs.models import OrgUnit
     auth.login("township_mediator")
     case = make_case("in_mediation", "township")
@@ -220,16 +218,8 @@ def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, clien
     db.add_all([DepartmentTask(case_id=case.id, department_id=dept.id, kind="transfer", request="转办请求甲"),
                 DepartmentTask(case_id=case.id, department_id=dept.id, kind="invite", request="联调邀请乙")])
     db.flush()
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        seen.append(statement)
-    engine = get_engine(app)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with count_queries(app) as seen:
         html = client.get(f"/cases/{case.number}").get_data(as_text=True)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert "转办请求甲" in html and "联调邀请乙" in html
     invites = html[html.index('data-testid="invites"'):]
     assert "联调邀请乙" in invites[:invites.index("</ul>")] and "转办请求甲" not in invites[:invites.index("</ul>")]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import gc
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app import db as app_db
 from app.accounts.models import User
@@ -30,27 +29,12 @@ from app.reception.models import ReceptionEntry
 from app.screening.models import Sweep, SweepFinding
 from app.settings.models import CalendarDay, DisputeType
 from app.templating import today_local
+from tests.helpers import count_queries
 from tests.intake_helpers import api_token, login
 from tests.workflow_factories import LIAISON_DEPT, org, user
 
 VILLAGE, VILLAGE_2, TOWNSHIP = "429960002001", "429960002002", "429960002"
 BIG_SWEEP_HOUSEHOLDS = 999  # marks the one sweep every ``populate`` adds findings to
-
-
-@contextmanager
-def count_queries(app):
-    """Statements sent to the database inside the block (a list of SQL strings)."""
-    engine = app_db.get_engine(app)
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def _now():
