@@ -175,8 +175,8 @@ def test_workbench_counts_follow_each_commit(app, db):
 
 
 def test_list_filter_choices_follow_each_commit(app, db):
-    """The ledger's filter bar is kept in the report cache; a new type, a renamed village or a
-    deactivated source shows on the next page after the commit (and inside the writing
+    """The ledger's filter bar is kept in the report cache; a new type, a renamed village, a
+    deactivated source or a changed warning setting shows on the next page after the commit (and inside the writing
     transaction, which bypasses the cache)."""
     from app.cases.queries import list_filter_choices
     from app.orgs.models import OrgUnit
@@ -196,6 +196,7 @@ def test_list_filter_choices_follow_each_commit(app, db):
     db.add(DisputeType(name="新增测试类型", position=999, active=True))
     source = db.scalar(select(CaseSource).where(CaseSource.active).order_by(CaseSource.position))
     source.active = False
+    set_setting("deadline.warn_days", first.warn_days + 4)
     db.flush()
     inside = choices()  # uncommitted writes: computed afresh
     assert "新增测试类型" in [t.name for t in inside.types] and source.name not in inside.sources
@@ -205,6 +206,7 @@ def test_list_filter_choices_follow_each_commit(app, db):
     assert any(label.startswith("新改名村（") for code, label in after.village_options if code == village.code)
     assert "新增测试类型" in [t.name for t in after.types] and source.name not in after.sources
     assert [t.code for t in after.townships] == [t.code for t in first.townships]
+    assert after.warn_days == first.warn_days + 4
 
 
 def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, client, auth, app):

@@ -177,11 +177,13 @@ class TownshipOption:
 @dataclass(frozen=True)
 class ListChoices:
     """What the ledger's filter bar offers: types, sources, townships and villages (code,
-    label) of the user's jurisdiction."""
+    label) of the user's jurisdiction; and the days before a deadline its rows turn amber
+    (a setting: settings are ``REPORT_TABLES`` too)."""
     types: tuple[TypeOption, ...]
     sources: tuple[str, ...]
     townships: tuple[TownshipOption, ...]
     village_options: tuple[tuple[str, str], ...]
+    warn_days: int
 
 
 def list_filter_choices(user: User) -> ListChoices:
@@ -194,6 +196,7 @@ def list_filter_choices(user: User) -> ListChoices:
     one), so a stale choice is never served.  Case writes bump the county counter too, which
     costs a recomputation now and then, never a wrong answer."""
     from app.settings.services import active_sources, active_types
+    from app.workflow.deadlines import warn_days
 
     def compute() -> ListChoices:
         townships = townships_in_jurisdiction(user)
@@ -206,7 +209,8 @@ def list_filter_choices(user: User) -> ListChoices:
             # labels made here: a county's 140 villages would otherwise cost the template an
             # attribute walk (and a parent lookup) per option
             village_options=tuple((code, f"{name}（{names.get(township_id, '')}）" if several else name)
-                                  for code, name, township_id in village_names_in_jurisdiction(user)))
+                                  for code, name, township_id in village_names_in_jurisdiction(user)),
+            warn_days=warn_days())
     area, _unit = jurisdiction(user)
     if area in ("department", "none"):
         return compute()
