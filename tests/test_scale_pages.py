@@ -226,3 +226,21 @@ def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, clien
     invites = html[html.index('data-testid="invites"'):]
     assert "联调邀请乙" in invites[:invites.index("</ul>")] and "转办请求甲" not in invites[:invites.index("</ul>")]
     assert sum(1 for s in seen if s.lstrip().startswith("SELECT department_task.id")) == 1
+
+
+def test_case_detail_tells_the_related_tables_in_its_own_statement(db, app):
+    """``case_detail`` reads the EXISTS flags with the case; they equal the plain probe's, and
+    the page's sections then ask nothing more to find them."""
+    from app.cases.queries import _related_stmt, case_detail
+    me = user("township_mediator")
+    case = make_case("in_mediation", "township")
+    db.add(RiskGrading(case_id=case.id, level="medium", suggested_level="medium", factors=[]))
+    db.add(FollowUp(case_id=case.id, visited_on=today_local()))
+    db.flush()
+    db.expire_all()
+    with count_queries(app) as seen:
+        loaded = case_detail(me, case.number)
+        flags = related_tables(loaded)
+    plain = db.execute(_related_stmt(), {"case_id": case.id}).one()
+    assert flags == {name for name, found in zip(RELATED_TABLES, plain) if found} == {"risk_grading", "follow_up"}
+    assert not any(s.lstrip().startswith("SELECT EXISTS") for s in seen)  # no separate probe

@@ -541,14 +541,20 @@ def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_
 
 
 def case_detail(user: User, number: str) -> Case:
-    """A visible case with what its page shows loaded (parties, timeline, places)."""
+    """A visible case with what its page shows loaded (parties, timeline, places).  The same
+    statement tells which record tables hold rows of the case (``related_tables``, one
+    correlated EXISTS per table), so the page's sections need no statement of their own to
+    find out."""
     stmt, params = scoped_prepared(user, "case_detail", lambda area: (
-        select(Case).where(area, Case.number == bindparam("number"))
+        select(Case, *_related_exists(Case.id)).where(area, Case.number == bindparam("number"))
         .options(selectinload(Case.parties), selectinload(Case.timeline), joinedload(Case.village),
                  joinedload(Case.township), joinedload(Case.grid))))
-    case = session.scalar(stmt, params | {"number": number})
-    if case is None:
+    row = session.execute(stmt, params | {"number": number}).one_or_none()
+    if row is None:
         raise NotFound()
+    case = row[0]
+    transaction_memo("qy_case_related")[case.id] = frozenset(
+        name for name, found in zip(RELATED_TABLES, row[1:]) if found)
     return case
 
 
@@ -588,15 +594,18 @@ RELATED_TABLES = ("attachment", "risk_grading", "sign_off", "department_task", "
                   "judicial_confirmation", "mediator_change")
 
 
+def _related_exists(case_id) -> list:
+    """``EXISTS(...) AS attachment, EXISTS(...) AS risk_grading, …`` for the case ``case_id``
+    (a bound parameter, or ``Case.id`` correlated to an enclosing query); the tables'
+    ``case_id`` indexes answer each EXISTS."""
+    from app.db import Base
+    tables = Base.metadata.tables
+    return [exists().where(tables[name].c.case_id == case_id).label(name) for name in RELATED_TABLES]
+
+
 def _related_stmt():
-    """``SELECT EXISTS(...) AS attachment, EXISTS(...) AS risk_grading, …`` for ``:case_id``,
-    built once per process (the tables' ``case_id`` indexes answer each EXISTS)."""
-    def build():
-        from app.db import Base
-        tables = Base.metadata.tables
-        return select(*[exists().where(tables[name].c.case_id == bindparam("case_id")).label(name)
-                        for name in RELATED_TABLES])
-    return prepared("case.related_tables", build)
+    """``SELECT EXISTS(...) AS attachment, …`` for ``:case_id``, built once per process."""
+    return prepared("case.related_tables", lambda: select(*_related_exists(bindparam("case_id"))))
 
 
 def related_tables(case: Case) -> frozenset[str]:
