@@ -29,11 +29,11 @@ import threading
 import time
 from pathlib import Path
 
+import httpx  # a dev dependency (pyproject): a missing one must fail, not skip
 import pytest
 
 from tests.conftest import PG_URL, _create_pg_database, _drop_pg_database
 
-httpx = pytest.importorskip("httpx")
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Qingyuan@2026"  # the demo users' documented password

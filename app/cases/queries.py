@@ -553,7 +553,7 @@ def case_detail(user: User, number: str) -> Case:
     if row is None:
         raise NotFound()
     case = row[0]
-    transaction_memo("qy_case_related")[case.id] = frozenset(
+    transaction_memo(RELATED_MEMO)[case.id] = frozenset(
         name for name, found in zip(RELATED_TABLES, row[1:]) if found)
     return case
 
@@ -592,6 +592,7 @@ def attachments_of(case: Case) -> list[Attachment]:
 RELATED_TABLES = ("attachment", "risk_grading", "sign_off", "department_task", "supervision_order",
                   "mediation_session", "mediation_agreement", "case_closure", "follow_up",
                   "judicial_confirmation", "mediator_change")
+RELATED_MEMO = "qy_case_related"  # case id → the RELATED_TABLES holding its rows, for the transaction
 
 
 def _related_exists(case_id) -> list:
@@ -612,7 +613,7 @@ def related_tables(case: Case) -> frozenset[str]:
     """The names in ``RELATED_TABLES`` that hold at least one row of ``case``.  Remembered until
     the session's next write or the end of its transaction (``app.db.transaction_memo``), so the
     sections of one page share one statement and a write is never hidden."""
-    memo = transaction_memo("qy_case_related")
+    memo = transaction_memo(RELATED_MEMO)
     found = memo.get(case.id)
     if found is None:
         row = session.execute(_related_stmt(), {"case_id": case.id}).one()
