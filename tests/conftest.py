@@ -69,6 +69,9 @@ def app(database_url, tmp_path_factory):
 
     application = create_app({"TESTING": True, "DATABASE_URL": database_url, 
                               "UPLOAD_DIR": str(tmp_path_factory.mktemp("uploads"))})
+    # every test client, not only the ``client`` fixture's: a test that makes its own clients
+    # must not share one ``g`` (Flask-Login's user) between them when run on its own
+    application.test_client_class = FreshContextClient
     with application.app_context():
         # The schema from the models (migrations are tested on their own in test_migrations.py).
         app_db.Base.metadata.create_all(app_db.get_engine(application))

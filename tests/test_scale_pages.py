@@ -209,6 +209,36 @@ def test_list_filter_choices_follow_each_commit(app, db):
     assert after.warn_days == first.warn_days + 4
 
 
+def test_filter_bar_option_tags_mark_the_choice_escape_and_stay_bounded(app, db, client, auth):
+    """The filter bar's ``<option>`` tags come from ``ListChoices.options`` (made once per
+    choice): the filtered village is the one selected, a value from the URL that is none of the
+    choices marks nothing and is not remembered, labels are escaped, and the page shows them."""
+    from app.cases.queries import ListChoices, TypeOption, list_filter_choices
+    me = user("county_supervisor")
+    with app.test_request_context():
+        choices = list_filter_choices(me)
+    code, label = choices.village_options[3]
+    tags = str(choices.options("village", code))
+    assert tags.count(" selected") == 1 and f'<option value="{code}" selected>{label}</option>' in tags
+    assert tags.count("<option") == len(choices.village_options)
+    assert choices.options("village", code) is choices.options("village", code)  # kept
+    assert " selected" not in str(choices.options("village", "no-such-code"))
+    remembered = set(choices._tags)
+    for i in range(20):
+        assert choices.options("village", f"junk{i}") == choices.options("village", None)
+    assert set(choices._tags) == remembered and ("village", None) in remembered
+    odd = ListChoices(types=(TypeOption("<b>甲</b>", None), TypeOption("乙&丙", 7)), sources=(), townships=(),
+                      village_options=(), warn_days=3)
+    html = str(odd.options("type", "乙&丙"))
+    assert html == ('<option value="&lt;b&gt;甲&lt;/b&gt;">&lt;b&gt;甲&lt;/b&gt;</option>'
+                    '<option value="乙&amp;丙" selected>　乙&amp;丙</option>')
+    auth.login("county_supervisor")
+    page = client.get(f"/cases/?village={code}").get_data(as_text=True)
+    village_select = page[page.index('id="village"'):]
+    village_select = village_select[:village_select.index("</select>")]
+    assert f'<option value="{code}" selected>' in village_select and village_select.count(" selected") == 1
+
+
 def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, client, auth, app):
     """The workflow panel (every task) and the mediation section (the invitations) share one
     read of the case's department tasks."""

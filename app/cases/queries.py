@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Optional
 
+from markupsafe import Markup
 from sqlalchemy import Select, and_, bindparam, exists, false, func, or_, select
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
@@ -184,6 +185,39 @@ class ListChoices:
     townships: tuple[TownshipOption, ...]
     village_options: tuple[tuple[str, str], ...]
     warn_days: int
+    # ``options()``'s finished tags, per (filter, selected value): derived from the fields above
+    # only, so sharing these choices between requests (the report cache serves them uncopied)
+    # shares nothing a request could change.
+    _tags: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def _values(self, kind: str) -> tuple[tuple[str, str], ...]:
+        if kind == "type":
+            return tuple((t.name, ("　" if t.parent_id else "") + t.name) for t in self.types)
+        if kind == "source":
+            return tuple((s, s) for s in self.sources)
+        if kind == "township":
+            return tuple((t.code, t.name) for t in self.townships)
+        if kind == "village":
+            return self.village_options
+        raise ValueError(kind)
+
+    def options(self, kind: str, selected: Optional[str]) -> Markup:
+        """The ``<option>`` tags of the ``kind`` filter (``type``, ``source``, ``township``,
+        ``village``), ``selected`` marked.  Made in Python once per choice and kept with these
+        choices: a county's 140 villages cost the template about a millisecond on every list
+        page.  A ``selected`` that is none of the values marks nothing and is not kept (a URL
+        cannot grow the memo)."""
+        values = self._values(kind)
+        if selected is not None and all(value != selected for value, _label in values):
+            selected = None
+        key = (kind, selected)
+        tags = self._tags.get(key)
+        if tags is None:
+            option = Markup('<option value="{}"{}>{}</option>')
+            tags = self._tags[key] = Markup("").join(
+                option.format(value, Markup(" selected") if value == selected else "", label)
+                for value, label in values)
+        return tags
 
 
 def list_filter_choices(user: User) -> ListChoices:

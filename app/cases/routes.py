@@ -51,7 +51,7 @@ def _filter_choices(user: User) -> dict:
     choices = list_filter_choices(user)
     return {"statuses": vocab.STATUSES, "types": choices.types, "sources": choices.sources,
             "townships": choices.townships, "village_options": choices.village_options,
-            "warn_days": choices.warn_days,
+            "warn_days": choices.warn_days, "choices": choices,
             "sorts": {k: v[0] for k, v in SORTS.items()}}
 
 
