@@ -258,6 +258,38 @@ def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, clien
     assert sum(1 for s in seen if s.lstrip().startswith("SELECT department_task.id")) == 1
 
 
+def test_case_detail_loads_parties_and_timeline_in_order_and_keeps_loaded_ones(db, app):
+    """``case_detail`` reads the parties (by position) and the timeline (by id) with statements
+    of its own: the same rows in the same order as the relationships give, one statement each,
+    and a collection the session already holds (with a change not yet flushed) is kept."""
+    from app.cases.models import TimelineEntry
+    from app.cases.queries import case_detail
+    me = user("township_mediator")
+    case = make_case("in_mediation", "township")
+    db.add_all([Party(case_id=case.id, position=3, kind="person", name="丙", role="applicant"),
+                Party(case_id=case.id, position=1, kind="person", name="甲", role="applicant"),
+                Party(case_id=case.id, position=2, kind="organisation", name="乙公司", role="respondent")])
+    db.add_all([TimelineEntry(case_id=case.id, action=f"step{i}") for i in range(3)])
+    db.flush()
+    number, case_id = case.number, case.id
+    db.expire_all()
+    with count_queries(app) as seen:
+        loaded = case_detail(me, number)
+        names = [p.name for p in loaded.parties]
+        actions = [t.action for t in loaded.timeline]
+    assert names == ["甲", "乙公司", "丙"]
+    assert actions == [a for (a,) in db.execute(select(TimelineEntry.action).where(TimelineEntry.case_id == case_id)
+                                                  .order_by(TimelineEntry.id))]
+    # one statement each for the case with its flags, the parties and the timeline (the others
+    # refresh the user that expire_all expired)
+    assert [sum(1 for s in seen if s.lstrip().startswith(f"SELECT {t}.id")) for t in ("dispute_case", "party",
+                                                                                    "timeline_entry")] == [1, 1, 1]
+    held = loaded.parties
+    held[0].name = "甲改"  # not flushed
+    again = case_detail(me, number)
+    assert again.parties is held and again.parties[0].name == "甲改"
+
+
 def test_case_detail_tells_the_related_tables_in_its_own_statement(db, app):
     """``case_detail`` reads the EXISTS flags with the case; they equal the plain probe's, and
     the page's sections then ask nothing more to find them."""

@@ -10,14 +10,14 @@ from typing import Optional
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts import totp
 from app.accounts.models import ApiToken, User
 from app.accounts.roles import ROLE_ORG_LEVEL, ROLES
 from app.audit.services import audit
-from app.db import session, utcnow
+from app.db import prepared, session, utcnow
 from app.errors import ValidationFailed
 from app.orgs.models import LEVEL_LABELS, OrgUnit
 
@@ -237,7 +237,10 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
         uid, version = (int(part) for part in user_id.split(":"))
     except (ValueError, AttributeError):
         return None
-    user = session.get(User, uid)
+    # a statement built once per process (``app.db.prepared``): every request of a logged-in
+    # user runs it, and ``session.get`` derives its statement's cache key anew each time
+    user = session.scalars(prepared("user.by_id", lambda: select(User).where(User.id == bindparam("id"))),
+                           {"id": uid}).one_or_none()
     if user is None or user.session_version != version or not user.active:
         return None
     return user

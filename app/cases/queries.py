@@ -19,11 +19,13 @@ from typing import Optional
 
 from markupsafe import Markup
 from sqlalchemy import Select, and_, bindparam, exists, false, func, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import User
 from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
-from app.cases.models import Attachment, Case, DepartmentTask, Party
+from app.cases.models import Attachment, Case, DepartmentTask, Party, TimelineEntry
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
 from app.db import prepared, session, transaction_memo, unindexed
@@ -581,15 +583,30 @@ def case_detail(user: User, number: str) -> Case:
     find out."""
     stmt, params = scoped_prepared(user, "case_detail", lambda area: (
         select(Case, *_related_exists(Case.id)).where(area, Case.number == bindparam("number"))
-        .options(selectinload(Case.parties), selectinload(Case.timeline), joinedload(Case.village),
-                 joinedload(Case.township), joinedload(Case.grid))))
+        .options(joinedload(Case.village), joinedload(Case.township), joinedload(Case.grid))))
     row = session.execute(stmt, params | {"number": number}).one_or_none()
     if row is None:
         raise NotFound()
     case = row[0]
     transaction_memo(RELATED_MEMO)[case.id] = frozenset(
         name for name, found in zip(RELATED_TABLES, row[1:]) if found)
+    _load_collections(case)
     return case
+
+
+def _load_collections(case: Case) -> None:
+    """The case's parties and timeline, each by a statement built once per process, set as the
+    loaded collections (in the relationships' order) unless already loaded.  What
+    ``selectinload`` does, without the per-call work of deriving its statement's cache key: a
+    third of ``case_detail``'s time on the page opened most."""
+    unloaded = sa_inspect(case).unloaded
+    for name, stmt in (("parties", lambda: select(Party).where(Party.case_id == bindparam("case_id"))
+                        .order_by(Party.position, Party.id)),
+                       ("timeline", lambda: select(TimelineEntry).where(TimelineEntry.case_id == bindparam("case_id"))
+                        .order_by(TimelineEntry.id))):
+        if name in unloaded:
+            set_committed_value(case, name, list(session.scalars(prepared(f"case.{name}", stmt),
+                                                                 {"case_id": case.id})))
 
 
 def department_tasks_of(case: Case) -> list[DepartmentTask]:
