@@ -17,8 +17,9 @@
    (httpx) for D seconds of a mixed workload (70 % reads: case page and list; 20 % searches
    through the search form; 10 % writes: reception-log POSTs and, from every client at once,
    edits of the same 3 open cases through their edit form and its version field), then
-   case-page-only and list-only runs, then the same clients against a bare Flask route
-   (``bench/bare_app.py``) served the same way.  Operations/s, the ratio to the bare route,
+   case-page-only and list-only runs; and the same clients against a bare Flask route
+   (``bench/bare_app.py``) served the same way, before and after those runs (the ratios use
+   the mean of the two).  Operations/s, the ratio to the bare route,
    errors, writes lost (POSTs answered 302 but not in the database), edit conflicts (409) and
    lost updates (edits answered 302 whose change is gone), and the peak RSS of a worker.
 
@@ -412,7 +413,7 @@ def edit_form_values(html: str) -> dict[str, str]:
 
 
 def drive(base: str, plan, clients: int, duration: float, cookies: dict | None = None,
-          token: str | None = None) -> dict:
+          token: str | None = None, keep_latencies: bool = False) -> dict:
     """``clients`` threads issuing ``plan(rng)`` → (method, path, data, expected status) for
     ``duration`` seconds; operations/s, errors, 302-answered POSTs and the case edits.
 
@@ -421,7 +422,8 @@ def drive(base: str, plan, clients: int, duration: float, cookies: dict | None =
     page, ``expected`` being the final status); ``EDIT`` (``path`` is a case number: GET its
     edit form, change 主要诉求 to a unique marker, POST it with the version the form was loaded
     with; 302 is an acknowledged edit, 409 a conflict, anything else an error).  A search and an
-    edit count as one operation each (two HTTP requests)."""
+    edit count as one operation each (two HTTP requests).  ``keep_latencies``: the result keeps
+    the raw latencies too (to combine two runs)."""
     import httpx
     counts = {"requests": 0, "errors": 0, "writes": 0, "conflicts": 0, "latencies": [], "error_samples": [],
               "edits": []}
@@ -498,7 +500,8 @@ def drive(base: str, plan, clients: int, duration: float, cookies: dict | None =
         t.join()
     elapsed = time.perf_counter() - t0
     lat = counts.pop("latencies") or [0.0]
-    return dict(counts, rps=counts["requests"] / elapsed, p50=median(lat), p95=pct(lat, 95))
+    return dict(counts, rps=counts["requests"] / elapsed, p50=median(lat), p95=pct(lat, 95),
+                **({"latencies": lat} if keep_latencies else {}))
 
 
 def lost_updates(edits: list[dict], final: dict[str, str]) -> int:
@@ -600,6 +603,10 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
     work = Workload(url, rng, deep_cursor)
     out = {}
     log.write_text("")  # this run's server errors only
+    # The bare route runs before AND after the app's runs, and the ratios use the two together:
+    # on a shared 2-core machine its rate drifts by a quarter within minutes (neighbours), and
+    # one run taken at a quiet or busy moment moved every ratio with it.
+    bare_before = _bare_run(url, workers, clients, duration, log)
     server = Server("wsgi:app", workers, url, log)
     try:
         server.wait_ready("/login")
@@ -613,16 +620,34 @@ def throughput(url: str, workers: int, clients: int, duration: float, rng: rando
     work.check_mixed(out["mixed workload"])
     for name in ("case page only", "list only"):
         out[name].pop("edits", None)
+    bare_after = _bare_run(url, workers, clients, duration, log)
+    out["bare Flask route"] = _combined(bare_before, bare_after)
+    out["bare_rps_before_after"] = (bare_before["rps"], bare_after["rps"])
+    out["peak_worker_rss_mb"] = app_rss / 2**20
+    out["bare_worker_rss_mb"] = max(bare_before["peak_rss"], bare_after["peak_rss"]) / 2**20
+    return out
+
+
+def _bare_run(url: str, workers: int, clients: int, duration: float, log: Path) -> dict:
+    """The bare Flask route (``bench/bare_app.py``) served and driven as the app is."""
     bare = Server("bare_app:app", workers, url, log, pythonpath=str(ROOT / "bench"))
     try:
         bare.wait_ready("/bare")
-        out["bare Flask route"] = drive(bare.base, lambda rng: ("GET", "/bare", None, 200), clients, duration)
-        out["bare Flask route"].pop("edits", None)
+        result = drive(bare.base, lambda rng: ("GET", "/bare", None, 200), clients, duration, keep_latencies=True)
     finally:
         bare.stop()
-    out["peak_worker_rss_mb"] = app_rss / 2**20
-    out["bare_worker_rss_mb"] = bare.peak_rss / 2**20
-    return out
+    result.pop("edits", None)
+    result["peak_rss"] = bare.peak_rss
+    return result
+
+
+def _combined(first: dict, second: dict) -> dict:
+    """Two runs of one workload as one: requests and errors added, the rate their mean, the
+    latency percentiles of both runs' latencies together."""
+    lat = first.pop("latencies") + second.pop("latencies")
+    return dict(first, requests=first["requests"] + second["requests"], errors=first["errors"] + second["errors"],
+                latencies=lat, error_samples=first["error_samples"] + second["error_samples"],
+                rps=(first["rps"] + second["rps"]) / 2, p50=median(lat), p95=pct(lat, 95))
 
 
 # ---------------------------------------------------------------- table
@@ -714,7 +739,9 @@ def render(meta: dict, pages: dict, floors: dict, tput: dict | None) -> str:
         errors = sum(tput[name]["errors"] for name in THROUGHPUT_ROWS)
         lines += ["", "Requests: operations (a search is the search form's POST and its redirect; an edit is the "
                       "edit form's GET and its POST).  Ratios are per worker: the app and the bare route run with "
-                      "the same number of workers, and the client shares the machine's cores.", "",
+                      "the same number of workers, and the client shares the machine's cores.  The bare route "
+                      "ran before and after the app's runs: %.1f and %.1f req/s; its row and the ratios use their "
+                      "mean." % tput["bare_rps_before_after"], "",
                   "| under load | count | target | mark |", "|---|---:|---|---|",
                   f"| errors (all workloads) | {errors} | 0 | {m(errors == 0)} |",
                   f"| lost writes (reception POSTs answered 302, not stored) | {mixed['lost_writes']} | 0 | "

@@ -68,6 +68,11 @@ def test_bench_runs_end_to_end(bench_url, tmp_path):
                   r"(\d+) conflicts, (\d+) lost\. Peak worker RSS: (\d+) MB", table)
     assert m and m.group(2) == "0" and m.group(5) == "0" and int(m.group(6)) > 0, table[-1500:]
     assert "Marks in parentheses: this run has 300 cases" in table
+    # the bare route ran before and after the app, and its row's rate is the mean of the two
+    m = re.search(r"ran before and after the app's runs: ([\d.]+) and ([\d.]+) req/s", table)
+    bare_row = re.search(r"^\| bare Flask route \| [\d,]+ \| ([\d.]+) \|", table, re.M)
+    assert m and bare_row and float(m.group(1)) > 0 and float(m.group(2)) > 0
+    assert abs(float(bare_row.group(1)) - (float(m.group(1)) + float(m.group(2))) / 2) <= 0.11
     assert "Province scale (PostgreSQL, 5,000,000 cases, 2,000 townships" in table
 
 
