@@ -48,8 +48,8 @@ from collections import defaultdict
 from datetime import date
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import (Index, Integer, and_, case, delete, event, func, insert, literal_column, or_, select, text,
-                        tuple_)
+from sqlalchemy import (Index, Integer, and_, case, delete, event, func, insert, literal_column, select, text,
+                        tuple_, union_all)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.base import NO_VALUE
@@ -83,13 +83,17 @@ class CaseFigureSummary(Base):
     """The additive §6 figures of the cases of one village registered in ``reg_ym`` and closed
     in ``close_ym`` (0: not closed).  Township and county ids are the cases' own (part of the key,
     so a summary filtered like the cases gives the same figures); the four indexes are the
-    ranges a county or township report reads (registered in P; closed in P)."""
+    ranges a county or township report reads (registered in P; closed in P).  The closing-month
+    ones also carry what the backlog sums (``summary_backlog``: the rows not closed by the end
+    of P, by registration month), so that read never touches the table."""
 
     __tablename__ = "case_figure_summary"
     __table_args__ = (Index("ix_case_figure_summary_county_reg", "county_id", "reg_ym"),
-                      Index("ix_case_figure_summary_county_close", "county_id", "close_ym"),
+                      Index("ix_case_figure_summary_county_close", "county_id", "close_ym", "reg_ym", "accepted",
+                            "accepted_high"),
                       Index("ix_case_figure_summary_township_reg", "township_id", "reg_ym"),
-                      Index("ix_case_figure_summary_township_close", "township_id", "close_ym"))
+                      Index("ix_case_figure_summary_township_close", "township_id", "close_ym", "reg_ym", "accepted",
+                            "accepted_high"))
 
     village_id: Mapped[int] = mapped_column(primary_key=True)
     reg_ym: Mapped[int] = mapped_column(Integer, primary_key=True)  # year * 100 + month
@@ -513,11 +517,17 @@ def summary_backlog(org: OrgUnit, last_ym: int) -> dict[int, tuple[int, int]]:
     (``close_ym`` 0 or after ``last_ym``: the closed-month index, not the history)."""
     S = CaseFigureSummary
     reader = _Reader(org, last_ym)
-    still_open = or_(S.close_ym == 0, S.close_ym > last_ym)
+    # The two ranges of the closing-month index (never closed; closed after the month) read
+    # apart and added: as one OR, PostgreSQL ORs two bitmaps and fetches every row from the
+    # table (18 ms at 1,000,000 cases, three times per monthly report); apart, each is an
+    # index-only range (6 ms), the index carrying the summed columns.
+    still_open = union_all(*(reader.clean(select(S.reg_ym, S.accepted, S.accepted_high)
+                                          .where(closed, S.reg_ym <= last_ym))
+                             for closed in (S.close_ym == 0, S.close_ym > last_ym))).subquery()
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for ym, n, high in session.execute(reader.clean(
-            select(S.reg_ym, func.sum(S.accepted), func.sum(S.accepted_high))
-            .where(still_open, S.reg_ym <= last_ym).group_by(S.reg_ym))):
+    for ym, n, high in session.execute(
+            select(still_open.c.reg_ym, func.sum(still_open.c.accepted), func.sum(still_open.c.accepted_high))
+            .group_by(still_open.c.reg_ym)):
         out[ym][0] += int(n or 0)
         out[ym][1] += int(high or 0)
     for row in reader.live:
