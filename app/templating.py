@@ -165,6 +165,15 @@ def status_badge_html(status: str) -> Markup:
         STATUS_COLOURS.get(status, "secondary"), vocab.shown(vocab.STATUSES, status)))
 
 
+def option_tags(pairs, selected: str | None) -> Markup:
+    """``<option value="…">label</option>`` for each (value, label) of ``pairs``, the one equal
+    to ``selected`` marked, escaped as Jinja would; for long select boxes shown on every page
+    (the ledger's 140 villages), whose callers keep the result (``ListChoices.options``)."""
+    option = Markup('<option value="{}"{}>{}</option>')
+    return Markup("").join(option.format(value, Markup(" selected") if value == selected else "", label)
+                           for value, label in pairs)
+
+
 def fixed_url(endpoint: str, filename: str | None = None) -> str:
     """``url_for(endpoint)`` (or ``url_for('static', filename=…)``) for URLs with no variable
     part, built once per app and application root: the layout alone asks for some twenty

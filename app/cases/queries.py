@@ -32,6 +32,7 @@ from app.db import prepared, session, transaction_memo, unindexed
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
+from app.templating import option_tags
 
 
 def jurisdiction(user: User) -> tuple[str, Optional[int]]:
@@ -205,20 +206,18 @@ class ListChoices:
 
     def options(self, kind: str, selected: Optional[str]) -> Markup:
         """The ``<option>`` tags of the ``kind`` filter (``type``, ``source``, ``township``,
-        ``village``), ``selected`` marked.  Made in Python once per choice and kept with these
-        choices: a county's 140 villages cost the template about a millisecond on every list
-        page.  A ``selected`` that is none of the values marks nothing and is not kept (a URL
-        cannot grow the memo)."""
-        values = self._values(kind)
-        if selected is not None and all(value != selected for value, _label in values):
-            selected = None
-        key = (kind, selected)
-        tags = self._tags.get(key)
+        ``village``), ``selected`` marked (``app.templating.option_tags``).  Made once per choice
+        and kept with these choices: a county's 140 villages cost the template about a
+        millisecond on every list page.  A ``selected`` that is none of the values marks nothing
+        and is not kept (a URL cannot grow the memo)."""
+        tags = self._tags.get((kind, selected))
         if tags is None:
-            option = Markup('<option value="{}"{}>{}</option>')
-            tags = self._tags[key] = Markup("").join(
-                option.format(value, Markup(" selected") if value == selected else "", label)
-                for value, label in values)
+            values = self._values(kind)
+            if selected is not None and all(value != selected for value, _label in values):
+                selected = None
+            tags = self._tags.get((kind, selected))
+            if tags is None:
+                tags = self._tags[(kind, selected)] = option_tags(values, selected)
         return tags
 
 

@@ -48,10 +48,7 @@ def _require(capability: str) -> None:
 
 
 def _filter_choices(user: User) -> dict:
-    choices = list_filter_choices(user)
-    return {"statuses": vocab.STATUSES, "types": choices.types, "sources": choices.sources,
-            "townships": choices.townships, "village_options": choices.village_options,
-            "warn_days": choices.warn_days, "choices": choices,
+    return {"statuses": vocab.STATUSES, "choices": list_filter_choices(user),
             "sorts": {k: v[0] for k, v in SORTS.items()}}
 
 
