@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select
 from app import db as app_db
 from app.benchgen import generate_cases
 from app.cases.models import Case
+from app.cases.vocab import STATUSES
 from app.cases.services import apply_action
 from app.db import write_intent
 from app.ledger.importer import import_ledger
@@ -22,7 +23,7 @@ from app.orgs.services import find_by_code
 from app.reports import services
 from app.reports.queries import case_counts, month_period, rate
 from app.reports.summary import (CaseFigureSummary, SummaryDirty, live_monthly_counts, monthly_counts,
-                                 rebuild_summary, refresh_summary)
+                                 rebuild_summary, refresh_summary, summary_status_counts)
 from tests.ledger_helpers import good_row, workbook
 from tests.test_reports_sample import EXPECTED, sample_app  # noqa: F401  (module fixture)
 from tests.test_workflow_service import actor_for, valid_data
@@ -69,7 +70,15 @@ def _orgs(db, villages):
     return [county, *[db.get(OrgUnit, t) for t in sorted(townships)], villages[0], villages[-1]]
 
 
+def _live_status_counts(db, org) -> dict[str, int]:
+    column = {"county": Case.county_id, "township": Case.township_id, "village": Case.village_id}[org.level]
+    counts = dict(db.execute(select(Case.status, func.count()).where(column == org.id).group_by(Case.status)).all())
+    return {code: counts.get(code, 0) for code in STATUSES}
+
+
 def _assert_summary_matches(db, orgs, read_only: bool = False):
+    """The trend months and the counts by status (the 工作台's) of each org from the summary
+    equal the live ones (``read_only``: as a SQLite GET reads, merging pending keys live)."""
     token = write_intent.set(False) if read_only else None
     try:
         for org in orgs:
@@ -78,6 +87,7 @@ def _assert_summary_matches(db, orgs, read_only: bool = False):
             zero = {k: 0 for k in next(iter(live.values()))}
             for ym, counts in live.items():
                 assert got.get(ym, zero) == counts, f"{org.code} {ym}"
+            assert summary_status_counts(org) == _live_status_counts(db, org), org.code
     finally:
         if token is not None:
             write_intent.reset(token)

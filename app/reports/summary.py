@@ -55,6 +55,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.base import NO_VALUE
 
 from app.cases.models import Case
+from app.cases.vocab import STATUSES
 from app.db import Base, is_sqlite, session, write_intent
 from app.orgs.models import OrgUnit
 
@@ -67,6 +68,13 @@ CLOSE_FIGURES = ("closed", "resolved", "mediated", "mediation_success", "timely_
 # ``accepted_high``: accepted and graded 高 now (the backlog's 期末未办结高风险数 of the rows
 # still open at the end of a month).
 FIGURES = REG_FIGURES + COHORT_FIGURES + CLOSE_FIGURES + ("accepted_high",)
+# The cases of a row by their status now, one column each (``status_pending_triage`` …): the
+# 工作台's counts by status (``summary_status_counts``), which otherwise count a county's ten
+# years of cases on every request after a write (158 ms at 1,000,000 cases on PostgreSQL).
+# Not §6 figures: no period applies to them (all of a row's cases, whatever its months).
+STATUS_COLUMNS = {code: f"status_{code}" for code in STATUSES}
+# Everything a summary row holds beside its key.
+ROW_COUNTS = FIGURES + tuple(STATUS_COLUMNS.values())
 # The figures of a trend month (``monthly_counts``).
 TREND_FIGURES = ("registered", "accepted", "accepted_resolved", "closed", "resolved")
 # Case columns whose change can move a case between summary rows or change a figure.
@@ -119,6 +127,14 @@ class CaseFigureSummary(Base):
     performance_recorded: Mapped[int] = mapped_column(default=0)
     performed: Mapped[int] = mapped_column(default=0)
     accepted_high: Mapped[int] = mapped_column(default=0)  # accepted, risk_level 高 now
+    # by status now (``STATUS_COLUMNS``)
+    status_pending_triage: Mapped[int] = mapped_column(default=0)
+    status_in_mediation: Mapped[int] = mapped_column(default=0)
+    status_escalated: Mapped[int] = mapped_column(default=0)
+    status_transferred: Mapped[int] = mapped_column(default=0)
+    status_closed: Mapped[int] = mapped_column(default=0)
+    status_archived: Mapped[int] = mapped_column(default=0)
+    status_declined: Mapped[int] = mapped_column(default=0)
 
 
 class SummaryDirty(Base):
@@ -289,11 +305,12 @@ def _compute_rows(filters: list) -> list[dict]:
     from app.reports.queries import Period, case_predicates
     preds = dict(case_predicates(Period(*_ALL_TIME)))
     preds["accepted_high"] = and_(preds["accepted"], Case.risk_level == "high")
+    preds.update({column: Case.status == code for code, column in STATUS_COLUMNS.items()})
     reg_ym = _ym_expr(Case.registered_on)
     close_ym = case((Case.closed_on.is_(None), literal_column("0")), else_=_ym_expr(Case.closed_on))
     group = (Case.county_id, Case.township_id, Case.village_id, reg_ym, close_ym)
     stmt = (select(Case.county_id, Case.township_id, Case.village_id, reg_ym.label("reg_ym"),
-                   close_ym.label("close_ym"), *[_sum(preds[name]).label(name) for name in FIGURES])
+                   close_ym.label("close_ym"), *[_sum(preds[name]).label(name) for name in ROW_COUNTS])
             .where(*filters).group_by(*group))
     return [row._asdict() for row in session.execute(stmt)]
 
@@ -342,7 +359,7 @@ def _delete_markers(ids: list[int]) -> None:
 
 
 def _insert_rows(rows: list[dict]) -> None:
-    rows = [r for r in rows if any(r[f] for f in FIGURES)]
+    rows = [r for r in rows if any(r[f] for f in ROW_COUNTS)]
     for chunk in _chunks(rows, 5000):
         session.execute(insert(CaseFigureSummary.__table__), chunk)
 
@@ -428,19 +445,21 @@ class _Reader:
     """The summary as one report reads it: refreshed first when the transaction may write;
     otherwise the pending (dirty) keys' rows are left out and their live rows kept here, so
     every figure is the clean rows' SQL sum plus the same sum over ``live`` in Python.  Only
-    months up to ``last_ym`` matter: a case registered later cannot count in a figure of them."""
+    months up to ``last_ym`` matter: a case registered later cannot count in a figure of them
+    (None: every month, for counts that are not of a period)."""
 
-    def __init__(self, org: OrgUnit, last_ym: int):
+    def __init__(self, org: OrgUnit, last_ym: Optional[int]):
         from app.reports.queries import org_clause
         self.scope = org_clause(org, CaseFigureSummary)
         self.everything_live = False
         self.live: list[dict] = []
         markers, never_built = _summary_state()
-        self.pending = {(v, m) for v, m in markers if (v, m) == FULL or m <= last_ym}
+        self.pending = {(v, m) for v, m in markers if (v, m) == FULL or last_ym is None or m <= last_ym}
         if FULL in self.pending or never_built:
             # never built, or rebuilt only at the next write: the live figures are the answer
             self.everything_live = True
-            self.live = _compute_rows([org_clause(org), Case.registered_on <= _period(last_ym).end])
+            self.live = _compute_rows([org_clause(org)] + (
+                [] if last_ym is None else [Case.registered_on <= _period(last_ym).end]))
             self.pending = set()
         elif self.pending:
             self.live = _compute_keys(self.pending, org)
@@ -535,6 +554,20 @@ def summary_backlog(org: OrgUnit, last_ym: int) -> dict[int, tuple[int, int]]:
             out[row["reg_ym"]][0] += int(row["accepted"])
             out[row["reg_ym"]][1] += int(row["accepted_high"])
     return {ym: (n, h) for ym, (n, h) in out.items()}
+
+
+def summary_status_counts(org: OrgUnit) -> dict[str, int]:
+    """``org``'s cases by status now (every status of ``STATUSES``), summed over its summary
+    rows: a county's ~70,000 rows instead of its 1,000,000 cases.  Equal to counting the cases
+    (tests prove it), dirty keys included (``_Reader``)."""
+    S = CaseFigureSummary
+    reader = _Reader(org, None)
+    columns = list(STATUS_COLUMNS.values())
+    row = session.execute(reader.clean(select(*[func.coalesce(func.sum(getattr(S, c)), 0) for c in columns]))).one()
+    counts = dict(zip(columns, map(int, row)))
+    for name, n in _live_sum(reader.live, columns, lambda r: True).items():
+        counts[name] += n
+    return {code: counts[column] for code, column in STATUS_COLUMNS.items()}
 
 
 def monthly_counts(org: OrgUnit, first_ym: int, last_ym: int) -> dict[int, dict[str, int]]:
