@@ -155,6 +155,58 @@ def test_confirmation_window_matches_the_full_list(db):
         [c.id for c, _a, last in everything if last <= until]
 
 
+def test_confirmations_due_equal_a_case_by_case_reading(db):
+    """``confirmations_due`` reads the cases without an agreement by their close date and those
+    with one by their latest agreement's date, each part cut at the limit: the same rows, in the
+    same order, as working out every closed case's window one by one (several agreements, the
+    latest counting; applications; other statuses and outcomes; the limit cutting a list)."""
+    import random
+
+    from app.mediation.models import Agreement, JudicialConfirmation
+    from app.mediation.queries import confirmation_deadline, confirmations_due
+    from app.workflow import deadlines
+    rng = random.Random(11)
+    me = user("township_mediator")
+    today = today_local()
+    cases = []
+    for i in range(70):
+        closed_on = today - timedelta(days=rng.randint(0, 50))
+        case = make_case("closed" if i % 9 else "archived", "township", outcome="success" if i % 7 else "failed",
+                         closed_on=closed_on, registered_on=closed_on - timedelta(days=3))
+        for _ in range(rng.choice([0, 0, 1, 1, 2])):  # the latest (highest id) counts, whatever its date
+            db.add(Agreement(case_id=case.id, form="written", content="协议内容",
+                             agreed_on=closed_on - timedelta(days=rng.randint(0, 40))))
+        if rng.random() < 0.1:
+            db.add(JudicialConfirmation(case_id=case.id, applied_on=today, court="南湖人民法庭"))
+        cases.append(case)
+    db.flush()
+
+    def reference(until, limit):
+        applied = set(db.scalars(select(JudicialConfirmation.case_id)))
+        rows = []
+        for case in cases:
+            if case.status != "closed" or case.outcome != "success" or case.id in applied:
+                continue
+            latest = db.scalar(select(Agreement.agreed_on).where(Agreement.case_id == case.id)
+                               .order_by(Agreement.id.desc()).limit(1))
+            start = latest or case.closed_on
+            last = deadlines.add_days(start, "judicial_confirmation")
+            if today <= last and (until is None or last <= until):
+                rows.append((start, case.id, last))
+        rows.sort()
+        rows = rows[:limit]  # the statement's order (agreement date, id) and limit
+        return sorted(((cid, start, last) for start, cid, last in rows), key=lambda r: (r[2], r[0]))
+
+    for unit in ("calendar", "working"):
+        set_setting("deadline.judicial_confirmation", {"days": 30, "unit": unit})
+        for until, limit in ((None, 500), (today + timedelta(days=7), 500), (today + timedelta(days=7), 3),
+                             (None, 5), (today, 500)):
+            got = [(c.id, start, last) for c, start, last in confirmations_due(me, today, until=until, limit=limit)]
+            assert got == reference(until, limit), (unit, until, limit)
+            assert all(last == confirmation_deadline(db.get(Case, cid), start) for cid, start, last in got)
+    assert reference(None, 500)  # the data puts some cases in their window
+
+
 def test_workbench_counts_follow_each_commit(app, db):
     from app.home.services import status_counts
     me = user("township_mediator")

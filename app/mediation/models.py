@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.crypto import EncryptedString
@@ -87,7 +87,9 @@ class Agreement(Base):
     """A mediation agreement (调解协议, Arts. 28–29): written (协议书) or oral (口头协议登记)."""
 
     __tablename__ = "mediation_agreement"
-    __table_args__ = (CheckConstraint("form IN ('written','oral')", name="form"),)
+    __table_args__ = (CheckConstraint("form IN ('written','oral')", name="form"),
+                      # the 司法确认 to-do: the agreements of a range of dates (``confirmations_due``)
+                      Index("ix_mediation_agreement_agreed_on", "agreed_on", "case_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("dispute_case.id", ondelete="CASCADE"), index=True)
