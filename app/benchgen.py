@@ -2,7 +2,8 @@
 benchmarks and demos.
 
 Cases follow plausible distributions (types and sources as in the sample county, ~90 % closed,
-mostly 调解成功, a few 高风险, follow-ups for most agreements) with parties, timelines and
+mostly 调解成功, a few 高风险, follow-ups for most agreements, a backlog that is mostly recent
+with a thinning tail of old cases: ``_still_open``) with parties, timelines and
 follow-ups, and the workflow records a real county has: risk gradings of every medium and high
 case, sign-offs of the high ones, department transfers (answered for 部门化解 closes, some still
 open and overdue), invitations to joint mediation, a few 督办 orders, cases waiting for triage
@@ -12,6 +13,7 @@ take minutes on a 2-core machine.  Deterministic for a given ``--seed``.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -36,6 +38,20 @@ SOURCES = [("群众来访", 20), ("来电(12345热线)", 15), ("网格上报", 2
            ("法院委派", 6), ("公安移交(110非警务)", 6), ("信访转来", 5), ("上级交办", 2), ("线上申请", 2), ("其他", 1)]
 OUTCOMES = [("success", 70), ("failed", 3), ("direct_answer", 13), ("department_resolved", 6),
             ("withdrawn", 2), ("declined", 2), ("handed_up", 0.5), (None, 3.5)]
+CLOSING_OUTCOMES = [pair for pair in OUTCOMES if pair[0] is not None]
+# The backlog (存量): 3.5 % of the cases of the last three months are still open; of older ones
+# fewer and fewer (half as many every ~8 months), so a county's ten years leave a tail of old
+# 疑难 cases, not a third of a year's intake open for years (which the first generator did:
+# 35,000 open cases at 1,000,000, every open-case to-do and count reading them).
+BACKLOG_FLAT_DAYS = 90
+BACKLOG_DECAY_DAYS = 365
+
+
+def _still_open(age: int) -> float:
+    """Of the cases drawn open, the share still open at ``age`` days (past ``BACKLOG_FLAT_DAYS``)."""
+    return math.exp(-(age - BACKLOG_FLAT_DAYS) / BACKLOG_DECAY_DAYS)
+
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰红梅建国志文斌海燕春晓宇浩然子涵"
 SUMMARIES = ["因宅基地边界发生争执", "因排水沟堵塞引发邻里矛盾", "因拖欠工资多次讨要未果", "因家庭赡养问题产生纠纷",
@@ -134,6 +150,8 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             dtype = _weighted(rng, TYPES)
             outcome = _weighted(rng, OUTCOMES)
             age = (today - registered_on).days
+            if outcome is None and age > BACKLOG_FLAT_DAYS and rng.random() > _still_open(age):
+                outcome = _weighted(rng, CLOSING_OUTCOMES)  # worked off since: the backlog is mostly recent
             if age < 20 and rng.random() < 0.6:
                 outcome = None
             risk = _weighted(rng, [("low", 70), ("medium", 25), ("high", 5)])

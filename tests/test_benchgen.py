@@ -22,6 +22,14 @@ def test_generator_distributions_and_integrity(db):
     assert len({c.number for c in cases}) == 2000
     statuses = Counter(c.status for c in cases)
     assert 0.80 < statuses["closed"] / n < 0.98  # most cases are closed
+    # the backlog is mostly recent, with a thinning tail of old cases (not a flat share of every year)
+    today = date(2026, 10, 31)
+
+    def open_share(low: int, high: int) -> float:
+        aged = [c for c in cases if low <= (today - c.registered_on).days < high]
+        return sum(c.closed_on is None and c.status != "declined" for c in aged) / len(aged)
+    assert open_share(20, 90) > open_share(365, 730) > open_share(730, 1100) > 0
+    assert open_share(730, 1100) < 0.02
     outcomes = Counter(c.outcome for c in cases if c.status == "closed")
     assert outcomes.most_common(1)[0][0] == "success"
     assert all(c.closed_on is not None and c.closed_on >= c.registered_on for c in cases if c.status == "closed")
