@@ -537,10 +537,12 @@ class Workload:
                 f"SELECT number FROM dispute_case WHERE county_id = {county} ORDER BY id DESC LIMIT 5000"))]
             self.numbers = rng.sample(numbers, min(500, len(numbers)))
             names = [r[0] for r in conn.execute(text("SELECT name FROM party WHERE id % 53 = 0 LIMIT 200"))]
-            # a few open cases every client edits at once (so saves collide: conflicts, never losses)
+            # a few cases every client edits at once (so saves collide: conflicts, never losses): open
+            # ones, the newest first, else the newest editable ones (a small run may have fewer open)
             self.edited = [r[0] for r in conn.execute(text(
-                "SELECT number FROM dispute_case WHERE status IN ('pending_triage','in_mediation','escalated',"
-                f"'transferred') AND county_id = {county} ORDER BY id DESC LIMIT 3"))]
+                "SELECT number FROM dispute_case WHERE status <> 'archived' AND county_id = "
+                f"{county} ORDER BY CASE WHEN status IN ({', '.join(repr(s) for s in OPEN)}) THEN 0 ELSE 1 END, "
+                "id DESC LIMIT 3"))]
         engine.dispose()
         self.lists = ["/cases/", "/cases/?" + urlencode({"type": "邻里", "status": "closed"}),
                       "/cases/?" + urlencode({"township": TOWNSHIP_CODE, "risk": "high"}), "/cases/?status=open"]
