@@ -30,6 +30,7 @@ translations: $(VENV)/.installed
 
 run: install translations
 	$(BIN)/flask db upgrade
+	$(BIN)/flask report rebuild-summary --if-needed
 	$(BIN)/flask seed-demo --if-empty
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 

@@ -245,6 +245,15 @@ def test_rebuild_summary_command(db, runner):
     assert result.exit_code == 0, result.output
     assert "统计汇总表已重建" in result.output
     assert db.scalar(select(func.sum(CaseFigureSummary.registered))) == 10
+    # --if-needed: nothing marked, nothing done; a summary emptied by a migration is built whole
+    result = runner.invoke(args=["report", "rebuild-summary", "--if-needed"])
+    assert result.exit_code == 0 and "无需更新" in result.output, result.output
+    db.execute(CaseFigureSummary.__table__.delete())
+    result = runner.invoke(args=["report", "rebuild-summary", "--if-needed"])
+    assert result.exit_code == 0 and "已更新" in result.output, result.output
+    assert db.scalar(select(func.sum(CaseFigureSummary.registered))) == 10
+    assert db.scalar(select(func.sum(CaseFigureSummary.status_closed))) == \
+        db.scalar(select(func.count(Case.id)).where(Case.status == "closed"))
 
 
 def test_sample_county_trend_matches_expected(sample_app):  # noqa: F811

@@ -56,13 +56,26 @@ def period(org_code, date_from, date_to, as_json):
 
 
 @report_cli.command("rebuild-summary")
-def rebuild_summary_command():
-    """Recompute the figure summary from every case (after raw-SQL writes or a restore)."""
+@click.option("--if-needed", is_flag=True,
+              help="只在需要时重建：从未建立（如迁移后）则全部重算，否则只重算被标记的月份，什么都没标记就什么都不做")
+def rebuild_summary_command(if_needed):
+    """Recompute the figure summary from every case (after raw-SQL writes or a restore).
+
+    ``--if-needed`` (run after ``flask db upgrade`` by ``make run`` and the deploy's migrate
+    step): a migration that changes the summary's columns empties it, and the first request
+    would otherwise rebuild it (seconds at 1,000,000 cases) while readers wait; with nothing to
+    do it costs two one-row reads."""
     import time
 
     from app.db import session
-    from app.reports.summary import rebuild_summary
+    from app.reports.summary import rebuild_summary, refresh_summary
     t0 = time.perf_counter()
+    if if_needed:
+        keys = refresh_summary()
+        session.commit()
+        click.echo(f"统计汇总表已更新（{keys:,} 处待重算），用时 {time.perf_counter() - t0:.1f} 秒" if keys
+                   else "统计汇总表无需更新")
+        return
     n = rebuild_summary()
     session.commit()
     click.echo(f"统计汇总表已重建：{n:,} 行，用时 {time.perf_counter() - t0:.1f} 秒")
