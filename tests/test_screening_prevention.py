@@ -187,6 +187,40 @@ def test_warning_board_page_says_why(client, auth, db):
     assert "已超过办理期限 3 天" in html and "未办结的高风险纠纷" in html
 
 
+def test_case_page_names_the_newest_cluster_cases_and_links_the_rest_to_the_ledger(client, auth, db):
+    """A village's same-type cases within the window: the page counts them all, names the
+    newest ``CLUSTER_SHOWN`` and links to the ledger filtered to the window (this case included);
+    cases outside the window, of another type or another village are not counted."""
+    import re
+    from html import unescape
+
+    from app.screening.queries import CLUSTER_SHOWN
+    today = today_local()
+    case = make_case(registered_on=today - timedelta(days=30))
+    others = [make_case(registered_on=today - timedelta(days=30 + d)) for d in range(1, CLUSTER_SHOWN + 4)]
+    make_case(registered_on=today - timedelta(days=30 + 91))  # outside the 90-day window
+    make_case(dispute_type="合同", registered_on=today - timedelta(days=31))
+    make_case(village=OTHER_TOWNSHIP_VILLAGE, registered_on=today - timedelta(days=31))
+    auth.login("county_supervisor")
+    html = client.get(f"/cases/{case.number}").get_data(as_text=True)
+    section = html[html.index('data-testid="case-cluster"'):]
+    section = section[:section.index("</div>")]
+    assert f"另有 {len(others)} 件邻里纠纷" in section
+    named = [o.number for o in others if o.number in section]
+    assert named == [o.number for o in others[:CLUSTER_SHOWN]]  # the newest
+    link = unescape(re.search(r'href="([^"]+)" data-testid="case-cluster-all"', section).group(1))
+    listed = client.get(link).get_data(as_text=True)
+    assert all(o.number in listed for o in others) and case.number in listed
+    window_outside = [n for n in re.findall(r"SC-[0-9a-f]{10}", listed)
+                      if n not in {o.number for o in others} | {case.number}]
+    assert window_outside == []  # the other type, the other village and the case outside the window
+    # a short cluster is named whole, with no ledger link
+    lone = make_case(dispute_type="物业", registered_on=today - timedelta(days=5))
+    make_case(dispute_type="物业", registered_on=today - timedelta(days=6))
+    html = client.get(f"/cases/{lone.number}").get_data(as_text=True)
+    assert "另有 1 件物业纠纷" in html and 'data-testid="case-cluster-all"' not in html
+
+
 def test_case_page_shows_repeats_and_cluster(client, auth, db):
     a = make_case(parties=({"name": "孙八", "phone": "13711113333"},))
     b = make_case(parties=({"name": "孙八", "phone": "13711113333"},))
