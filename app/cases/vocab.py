@@ -67,10 +67,13 @@ def label(vocab: dict[str, str], code: str | None) -> str:
 
 
 def shown(vocab: dict[str, str], code: str | None) -> str:
-    """The label of ``code`` in the page's language (``label`` translated; for display only)."""
-    from flask_babel import gettext
+    """The label of ``code`` in the page's language (``label`` translated; for display only).
+    Through the request's translations object (``app.templating.fast_translations``), as
+    Flask-Babel's ``gettext`` would with no variables, without its per-call lookup of the
+    context, domain and locale: a ledger page shows a status label and a type on every row."""
+    from app.templating import fast_translations
     text = label(vocab, code)
-    return gettext(text) if text else text
+    return fast_translations().ugettext(text) if text else text
 
 
 def code_for(vocab: dict[str, str], text: str | None) -> str | None:
