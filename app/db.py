@@ -117,45 +117,11 @@ def init_app(app) -> None:
     session.configure(bind=engine)
 
     @app.teardown_appcontext
-    def _remove_session(exc=None):
+    def _remove_session(_exc=None):
         from flask import g
         # The test client keeps one session (bound to a rolled-back connection) across requests.
         if not g.get("keep_db_session"):
-            if exc is None:
-                try:
-                    end_read_only_transaction()
-                except Exception:  # noqa: BLE001 # the rollback below ends the transaction as before
-                    app.logger.warning("could not end a read-only transaction with COMMIT", exc_info=True)
             session.remove()
-
-
-def end_read_only_transaction(sess=None) -> bool:
-    """Commit the PostgreSQL transaction of ``sess`` (default: the request's session) if it
-    wrote nothing: no transaction id was ever assigned (``pg_current_xact_id_if_assigned()`` is
-    NULL) and no ORM change is pending.  Returns whether it committed.
-
-    Why: closing the session ends a request's transaction with ROLLBACK, and psycopg empties
-    its prepared-statement cache on every ROLLBACK (and its count of executions towards
-    ``prepare_threshold``).  A page's statements, each run once per request, were then parsed
-    and planned again on every request and never prepared: the case page's main statement
-    spent 1.2 ms planning and 0.3 ms running.  For a transaction without writes COMMIT and
-    ROLLBACK are the same, so the request's teardown commits it.  A transaction that wrote
-    anything (a request that failed before its commit, a flush nobody committed) is left to the
-    rollback as before, and pending changes that were never flushed are neither flushed nor
-    committed.  SQLite: nothing to do (its statements are cached per connection either way)."""
-    if sess is None:
-        if not session.registry.has():
-            return False
-        sess = session()
-    bind = sess.get_bind()
-    if bind.dialect.name != "postgresql" or not sess.in_transaction():
-        return False
-    if sess.new or sess.dirty or sess.deleted:
-        return False
-    if sess.connection().exec_driver_sql("SELECT pg_current_xact_id_if_assigned() IS NULL").scalar():
-        sess.commit()
-        return True
-    return False
 
 
 def get_engine(app) -> Engine:
