@@ -62,15 +62,15 @@ def status_counts(user: User) -> dict[str, int]:
     committed write to a case of the county changes the key, so the counts are never older than
     the last commit.  A department liaison's area (cases with a task for the department) is not
     a report table's and is small: counted live."""
+    from app.orgs.models import OrgUnit
     area, unit_id = jurisdiction(user)
-    if area in ("department", "none"):
+    unit = session.get(OrgUnit, unit_id) if area in ("county", "township", "village") and unit_id else None
+    if unit is None:
         counts = dict(session.execute(
             scope_cases(user, select(Case.status, func.count(Case.id))).group_by(Case.status)).all())
         return {code: counts.get(code, 0) for code in STATUSES}
-    from app.orgs.models import OrgUnit
     from app.reports.cache import cached
     from app.reports.summary import summary_status_counts
-    unit = session.get(OrgUnit, unit_id)
     return cached("workbench.status_counts", unit, (area,), lambda: summary_status_counts(unit))
 
 

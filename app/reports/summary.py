@@ -12,7 +12,9 @@ the period applied here through the two months):
 - the cohort ``accepted_resolved`` (accepted in P and resolved by the end of P) when ``reg_ym``
   is in P and ``0 < close_ym <= ``the last month of P;
 - closing-side figures (``CLOSE_FIGURES``: closed, resolved, mediated, timely, level counts,
-  handed up, follow-ups, satisfaction, performance) when ``close_ym`` is in P.
+  handed up, follow-ups, satisfaction, performance) when ``close_ym`` is in P;
+- and, not of any period, the row's cases by their status now (``STATUS_COLUMNS``): the
+  工作台's counts by status sum every row of a unit (``summary_status_counts``).
 
 What it does not hold (``app.reports.queries.report_counts`` counts them live): the backlog and
 its ageing (day-precise at the end of P, read through the never-closed / closed-after ranges of
