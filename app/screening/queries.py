@@ -294,19 +294,27 @@ CLUSTER_SHOWN = 10
 @dataclass(frozen=True)
 class CaseCluster:
     """The 同村同类 cases of one case: how many there are (``total``), the newest ``cases``
-    (brief rows, ``CASE_BRIEF``, at most ``CLUSTER_SHOWN``) and the window's first and last
-    registration days (both inclusive, for the ledger link)."""
+    (brief rows, ``CASE_BRIEF``, at most ``CLUSTER_SHOWN``), the window's first and last
+    registration days (both inclusive, for the ledger link) and the settings it was judged by."""
     total: int
     cases: list
     first_day: date
     last_day: date
+    window: int
+    threshold: int
+
+    @property
+    def reaches_threshold(self) -> bool:
+        """多发: this case and the others make at least ``cluster.threshold`` cases (the rule
+        ``clusters`` applies to the warning board)."""
+        return self.total + 1 >= self.threshold
 
 
 def cluster_for_case(user: User, case: Case, shown: int = CLUSTER_SHOWN) -> CaseCluster:
     """Other visible cases of the same village and type registered within the window of this
     case's registration date (either side): their number and the newest ``shown`` of them, in
     one statement (the total is a window count over the same rows)."""
-    window, _ = cluster_settings()
+    window, threshold = cluster_settings()
     stmt, area = scoped_prepared(user, "cluster_for_case", lambda clause: (
         select(*CASE_BRIEF, func.count().over().label("total"))
         .where(clause, Case.village_id == bindparam("village"), Case.dispute_type == bindparam("type"),
@@ -318,7 +326,8 @@ def cluster_for_case(user: User, case: Case, shown: int = CLUSTER_SHOWN) -> Case
         "village": case.village_id, "type": case.dispute_type, "id": case.id, "since": since, "until": until,
         "shown": shown}))
     return CaseCluster(total=rows[0].total if rows else 0, cases=rows,
-                       first_day=since + timedelta(days=1), last_day=until - timedelta(days=1))
+                       first_day=since + timedelta(days=1), last_day=until - timedelta(days=1),
+                       window=window, threshold=threshold)
 
 
 # ---------------------------------------------------------------- hot spots

@@ -235,14 +235,13 @@ def criminal(number: str):
 def _case_extras(case):
     """What the case page shows from prevention: repeat parties, the cluster, the 民转刑 flags."""
     from app.screening.services import can_flag_criminal
-    window, threshold = queries.cluster_settings()
     cluster = queries.cluster_for_case(current_user, case)
     # the whole window in the ledger (this case among them), when the page names only the newest
     cluster_url = url_for("cases.index", village=case.village.code, type=case.dispute_type,
                           **{"from": cluster.first_day.isoformat(), "to": cluster.last_day.isoformat()}) \
         if cluster.total > len(cluster.cases) else None
     return {"repeats": queries.repeats_for_case(current_user, case), "cluster": cluster, "cluster_url": cluster_url,
-            "window": window, "threshold": threshold, "can_flag": can_flag_criminal(current_user)}
+            "can_flag": can_flag_criminal(current_user)}
 
 
 @bp.app_context_processor
