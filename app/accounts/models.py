@@ -123,4 +123,5 @@ def users_by_id():
     (``app.db.prepared``): the case page names its registrar, mediators and actors with it."""
     from sqlalchemy import bindparam, select
     from app.db import prepared
-    return prepared("users_by_id", lambda: select(User).where(User.id.in_(bindparam("ids", expanding=True))))
+    return prepared("users_by_id", lambda: select(User).where(User.id.in_(bindparam("ids", expanding=True))),
+                    server_prepare=True)

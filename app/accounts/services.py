@@ -239,7 +239,7 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
         return None
     # a statement built once per process (``app.db.prepared``): every request of a logged-in
     # user runs it, and ``session.get`` derives its statement's cache key anew each time
-    user = session.scalars(prepared("user.by_id", lambda: select(User).where(User.id == bindparam("id"))),
+    user = session.scalars(prepared("user.by_id", lambda: select(User).where(User.id == bindparam("id")), server_prepare=True),
                            {"id": uid}).one_or_none()
     if user is None or user.session_version != version or not user.active:
         return None

@@ -2,6 +2,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.accounts.roles import ROLES
@@ -9,7 +10,7 @@ from app.accounts.roles import ROLES
 
 def role_choices():
     from flask_babel import gettext
-    return [(code, gettext(label)) for code, label in ROLES.items()]
+    return [SelectChoice(code, gettext(label)) for code, label in ROLES.items()]
 
 
 class UserForm(FlaskForm):

@@ -7,16 +7,17 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import FieldList, Form, FormField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from app.cases import vocab
 
 MIN_PARTY_ROWS = 2
 
 
-def _choices(vocabulary: dict[str, str], blank: str | None = None) -> list[tuple[str, str]]:
+def _choices(vocabulary: dict[str, str], blank: str | None = None) -> list[SelectChoice]:
     """Select choices with labels translated when the form is shown (lazy: built at import)."""
-    out = [("", _l(blank))] if blank is not None else []
-    return out + [(code, _l(text)) for code, text in vocabulary.items()]
+    out = [SelectChoice("", _l(blank))] if blank is not None else []
+    return out + [SelectChoice(code, _l(text)) for code, text in vocabulary.items()]
 
 
 class PartyForm(Form):

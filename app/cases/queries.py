@@ -84,14 +84,15 @@ def scope_cases(user: User, stmt: Optional[Select] = None, county_indexed: bool 
     return stmt.where(jurisdiction_clause(user, county_indexed=county_indexed))
 
 
-def scoped_prepared(user: User, name: str, build) -> tuple[Select, dict]:
+def scoped_prepared(user: User, name: str, build, server_prepare: bool = False) -> tuple[Select, dict]:
     """A statement of the cases ``user`` may see, built once per process and kind of area
     (``app.db.prepared``): ``build(area)`` gets the area's WHERE clause with its id as the
     bound parameter ``area``; returns the statement and the parameters to run it with (add the
     statement's own).  For the pages opened most (the case page), where building the same
-    statement again on every request cost more than running it."""
+    statement again on every request cost more than running it.  ``server_prepare``: see
+    ``app.db.prepared``."""
     kind, value = jurisdiction(user)
-    stmt = prepared((name, kind), lambda: build(area_clause(kind, bindparam("area"))))
+    stmt = prepared((name, kind), lambda: build(area_clause(kind, bindparam("area"))), server_prepare)
     return stmt, ({"area": value} if kind != "none" else {})
 
 
@@ -582,7 +583,7 @@ def case_detail(user: User, number: str) -> Case:
     find out."""
     stmt, params = scoped_prepared(user, "case_detail", lambda area: (
         select(Case, *_related_exists(Case.id)).where(area, Case.number == bindparam("number"))
-        .options(joinedload(Case.village), joinedload(Case.township), joinedload(Case.grid))))
+        .options(joinedload(Case.village), joinedload(Case.township), joinedload(Case.grid))), server_prepare=True)
     row = session.execute(stmt, params | {"number": number}).one_or_none()
     if row is None:
         raise NotFound()
@@ -604,7 +605,7 @@ def _load_collections(case: Case) -> None:
                        ("timeline", lambda: select(TimelineEntry).where(TimelineEntry.case_id == bindparam("case_id"))
                         .order_by(TimelineEntry.id))):
         if name in unloaded:
-            set_committed_value(case, name, list(session.scalars(prepared(f"case.{name}", stmt),
+            set_committed_value(case, name, list(session.scalars(prepared(f"case.{name}", stmt, server_prepare=True),
                                                                  {"case_id": case.id})))
 
 
@@ -620,7 +621,8 @@ def department_tasks_of(case: Case) -> list[DepartmentTask]:
     if tasks is None:
         stmt = prepared("case.department_tasks", lambda: select(DepartmentTask)
                         .where(DepartmentTask.case_id == bindparam("case_id"))
-                        .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id))
+                        .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id),
+                        server_prepare=True)
         tasks = memo[case.id] = list(session.scalars(stmt, {"case_id": case.id}))
     return tasks
 
@@ -656,7 +658,8 @@ def _related_exists(case_id) -> list:
 
 def _related_stmt():
     """``SELECT EXISTS(...) AS attachment, …`` for ``:case_id``, built once per process."""
-    return prepared("case.related_tables", lambda: select(*_related_exists(bindparam("case_id"))))
+    return prepared("case.related_tables", lambda: select(*_related_exists(bindparam("case_id"))),
+                    server_prepare=True)
 
 
 def related_tables(case: Case) -> frozenset[str]:

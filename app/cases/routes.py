@@ -9,6 +9,7 @@ from io import BytesIO
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from app.accounts.models import User, users_by_id
 from app.accounts.roles import UNMASK_ROLES
@@ -125,11 +126,11 @@ def export():
 
 def _intake_choices(form: IntakeForm, user: User) -> dict:
     villages = villages_in_jurisdiction(user)
-    form.source.choices = [("", _("请选择"))] + [(s, s) for s in active_sources()]
-    form.type.choices = [("", _("请选择"))] + [(t.name, t.name) for t in active_types()]
-    form.village.choices = [("", _("请选择"))] + [(v.code, v.name) for v in villages]
+    form.source.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(s) for s in active_sources()]
+    form.type.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(t.name) for t in active_types()]
+    form.village.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(v.code, v.name) for v in villages]
     grids = grids_of([v.id for v in villages])
-    form.grid.choices = [("", _("（不指定）"))] + [(g.code, g.name) for g in grids]
+    form.grid.choices = [SelectChoice("", _("（不指定）"))] + [SelectChoice(g.code, g.name) for g in grids]
     by_id = {v.id: v for v in villages}
     return {"villages": villages, "grids": [(g, by_id.get(g.parent_id)) for g in grids]}
 
@@ -223,8 +224,10 @@ def edit(number: str):
                         if request.method == "GET" else None)
     sources = active_sources()
     types = [t.name for t in active_types()]
-    form.source.choices = [("", _("请选择"))] + [(s, s) for s in sources + ([case.source] if case.source not in sources else [])]
-    form.type.choices = [("", _("请选择"))] + [(t, t) for t in types + ([case.dispute_type] if case.dispute_type not in types else [])]
+    form.source.choices = [SelectChoice("", _("请选择"))] + [
+        SelectChoice(s) for s in sources + ([case.source] if case.source not in sources else [])]
+    form.type.choices = [SelectChoice("", _("请选择"))] + [
+        SelectChoice(t) for t in types + ([case.dispute_type] if case.dispute_type not in types else [])]
     errors, status = {}, 200
     if form.validate_on_submit():
         try:

@@ -47,9 +47,11 @@ def roster_orgs(user: User) -> list[OrgUnit]:
 def _case_counts_by_roster(ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
-    return dict(session.execute(select(SessionParticipant.roster_id, func.count(distinct(SessionParticipant.case_id)))
-                                .where(SessionParticipant.roster_id.in_(ids))
-                                .group_by(SessionParticipant.roster_id)).all())
+    stmt = prepared("roster.case_counts", lambda: (
+        select(SessionParticipant.roster_id, func.count(distinct(SessionParticipant.case_id)))
+        .where(SessionParticipant.roster_id.in_(bindparam("ids", expanding=True)))
+        .group_by(SessionParticipant.roster_id)), server_prepare=True)
+    return dict(session.execute(stmt, {"ids": ids}).all())
 
 
 def _case_counts_by_user(ids: list[int]) -> dict[int, int]:
@@ -106,11 +108,13 @@ def roster(user: User, org_id: Optional[int] = None) -> list[RosterRow]:
 
 
 def roster_for_case(case: Case) -> list[RosterMember]:
-    """Roster members of the case's township (and its villages)."""
-    return list(session.scalars(select(RosterMember).join(OrgUnit, RosterMember.org_id == OrgUnit.id)
-                                .where(RosterMember.active, or_(OrgUnit.id == case.township_id,
-                                                                OrgUnit.township_id == case.township_id))
-                                .order_by(RosterMember.name)))
+    """Roster members of the case's township (and its villages).  The open cases' pages read
+    it for the invitation suggestions: built once per process (``app.db.prepared``)."""
+    stmt = prepared("roster.for_township", lambda: (
+        select(RosterMember).join(OrgUnit, RosterMember.org_id == OrgUnit.id)
+        .where(RosterMember.active, or_(OrgUnit.id == bindparam("township"), OrgUnit.township_id == bindparam("township")))
+        .order_by(RosterMember.name)), server_prepare=True)
+    return list(session.scalars(stmt, {"township": case.township_id}))
 
 
 def suggestions(case: Case, limit: int = 8) -> list[RosterRow]:
@@ -167,7 +171,7 @@ def case_records(case: Case) -> dict[str, Any]:
     rows of this case are read (``has_related``: one EXISTS statement tells which)."""
     params = {"case_id": case.id}
     records: dict[str, Any] = {
-        name: list(session.scalars(prepared(("case_records", name), build), params))
+        name: list(session.scalars(prepared(("case_records", name), build, server_prepare=True), params))
         if has_related(case, table) else [] for name, (table, build) in CASE_RECORDS.items()}
     records["invites"] = [t for t in department_tasks_of(case) if t.kind == "invite"]  # shared with the panel
     records["agreement"] = records["agreements"][-1] if records["agreements"] else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from app.cases.vocab import RECEPTION_HANDLING
 
@@ -14,7 +15,7 @@ class ReceptionForm(FlaskForm):
     headcount = StringField(_l("人数"), default="1")
     phone = StringField(_l("联系电话"))
     matter = TextAreaField(_l("来访事由"))
-    handling = SelectField(_l("处理方式"), choices=list(RECEPTION_HANDLING.items()), default="direct_answer",
+    handling = SelectField(_l("处理方式"), choices=[SelectChoice(k, v) for k, v in RECEPTION_HANDLING.items()], default="direct_answer",
                            validate_choice=False)
     department = SelectField(_l("转办部门"), choices=[], validate_choice=False)
     notes = TextAreaField(_l("备注"))

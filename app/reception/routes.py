@@ -8,6 +8,7 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 from sqlalchemy import select
 
 from app.cases.models import Case
@@ -25,7 +26,8 @@ bp = Blueprint("reception", __name__, url_prefix="/reception")
 
 def _form() -> ReceptionForm:
     form = ReceptionForm()
-    form.department.choices = [("", _("请选择"))] + [(str(d.id), d.name) for d in departments_for(current_user)]
+    form.department.choices = [SelectChoice("", _("请选择"))] + [
+        SelectChoice(str(d.id), d.name) for d in departments_for(current_user)]
     return form
 
 
@@ -36,7 +38,7 @@ def _page(form: ReceptionForm, errors: dict, status: int = 200):
     linked = [e.case_id for e in entries if e.case_id]
     case_numbers = dict(session.execute(scope_cases(current_user, select(Case.id, Case.number))
                                         .where(Case.id.in_(linked))).all()) if linked else {}
-    departments = {int(k): v for k, v in form.department.choices if k}
+    departments = {int(c.value): c.label for c in form.department.choices if c.value}
     return render_template("reception/index.html", form=form, errors=errors, entries=entries,
                            next_before=next_before, filters=filters, args=filters.as_args(),
                            counts=reception_counts(current_user), handling_labels=RECEPTION_HANDLING,

@@ -10,6 +10,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional as Opt
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -26,7 +27,7 @@ class MultiCheckboxField(SelectMultipleField):
 
 class SweepForm(FlaskForm):
     swept_on = DateField(_l("排查日期"), validators=[Opt()])
-    participants = MultiCheckboxField(_l("参加人员"), choices=[(p, p) for p in PARTICIPANT_KINDS],
+    participants = MultiCheckboxField(_l("参加人员"), choices=[SelectChoice(p) for p in PARTICIPANT_KINDS],
                                       validate_choice=False)
     participants_other = StringField(_l("其他参加人员或部门"))
     households_visited = StringField(_l("走访户数"))

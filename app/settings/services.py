@@ -78,7 +78,7 @@ def get_setting(key: str) -> Any:
     memo = transaction_memo("qy_settings", forget_at_flush=False)
     rows = memo.get("rows")
     if rows is None:
-        rows = memo["rows"] = {r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting)))}
+        rows = memo["rows"] = {r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting), server_prepare=True))}
     row = rows.get(key)
     return row.value if row is not None else DEFAULTS.get(key)
 

@@ -30,7 +30,7 @@ def _names(ids) -> dict[int, str]:
     if not ids:
         return {}
     stmt = prepared("panel.names", lambda: select(User.id, User.display_name)
-                    .where(User.id.in_(bindparam("ids", expanding=True))))
+                    .where(User.id.in_(bindparam("ids", expanding=True))), server_prepare=True)
     return dict(session.execute(stmt, {"ids": sorted(ids)}).all())
 
 
@@ -41,7 +41,7 @@ def panel_context(case: Case) -> dict[str, Any]:
     params = {"case_id": case.id}
 
     def rows(table: str, build) -> list:
-        return list(session.scalars(prepared(("panel", table), build), params)) if has_related(case, table) else []
+        return list(session.scalars(prepared(("panel", table), build, server_prepare=True), params)) if has_related(case, table) else []
     gradings = rows("risk_grading", lambda: select(RiskGrading).where(RiskGrading.case_id == bindparam("case_id"))
                     .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))
     sign_offs = rows("sign_off", lambda: select(SignOff).where(SignOff.case_id == bindparam("case_id"))
