@@ -116,3 +116,40 @@ def test_openapi_document_without_token(client, db):
     assert set(case_in["required"]) >= {"source", "type", "village", "summary", "parties"}
     assert doc["components"]["schemas"]["PartyIn"]["properties"]["role"]
     assert any(p["name"] == "cursor" for p in doc["paths"]["/cases"]["get"]["parameters"])
+
+
+def test_a_read_records_the_tokens_use_at_most_once_a_minute(client, db):
+    """GET requests keep the token's 最近使用 (committed before the view runs), but write it at
+    most once a minute: every read used to UPDATE the token row (one request of a token at a
+    time, on its row lock) and then roll the time back."""
+    from datetime import timedelta
+
+    from app.accounts.models import ApiToken
+    from app.accounts.services import TOKEN_USE_RESOLUTION
+    headers = _headers()
+    row = session.scalar(select(ApiToken).order_by(ApiToken.id.desc()))
+    assert row.last_used_at is None
+    writes: list[str] = []
+
+    def count_token_writes(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("UPDATE API_TOKEN"):
+            writes.append(statement)
+
+    from sqlalchemy import event
+    engine = session.get_bind().engine
+    event.listen(engine, "before_cursor_execute", count_token_writes)
+    try:
+        assert client.get("/api/v1/cases", headers=headers).status_code == 200
+        session.expire_all()
+        first = session.get(ApiToken, row.id).last_used_at
+        assert first is not None and len(writes) == 1
+        assert client.get("/api/v1/cases", headers=headers).status_code == 200
+        assert len(writes) == 1  # within the minute: nothing written
+        session.get(ApiToken, row.id).last_used_at = first - TOKEN_USE_RESOLUTION - timedelta(seconds=1)
+        session.commit()
+        writes.clear()
+        assert client.get("/api/v1/cases", headers=headers).status_code == 200
+        session.expire_all()
+        assert len(writes) == 1 and session.get(ApiToken, row.id).last_used_at > first - timedelta(seconds=1)
+    finally:
+        event.remove(engine, "before_cursor_execute", count_token_writes)

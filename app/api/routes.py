@@ -11,7 +11,10 @@ from functools import wraps
 
 from flask import Blueprint, g, request
 
-from app.accounts.services import user_for_token
+from sqlalchemy.exc import OperationalError
+
+from app.accounts.services import note_token_use, token_for_request
+from app.db import session
 from app.errors import DomainError, StaleRecord, conflict_response, error_response
 from app.extensions import csrf
 
@@ -27,12 +30,25 @@ def token_required(view):
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        user = user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
-        if user is None:
+        row = token_for_request(token.strip()) if scheme.lower() == "bearer" and token else None
+        if row is None:
             return error_response(401, "缺少或无效的访问令牌（Authorization: Bearer <token>）。")
-        g.api_user = user
+        _note_use(row)
+        g.api_user = row.user
         return view(*args, **kwargs)
     return wrapper
+
+
+def _note_use(row) -> None:
+    """Record the token's use (at most once a minute) in a transaction of its own, committed
+    before the view runs: a read request then writes nothing else.  A SQLite read transaction
+    cannot always become a writer (another process wrote since it began): then the time waits
+    for the next request, and the request goes on."""
+    try:
+        if note_token_use(row):
+            session.commit()
+    except OperationalError:
+        session.rollback()
 
 
 @bp.errorhandler(DomainError)
