@@ -137,6 +137,13 @@ def _configure_postgresql(engine: Engine) -> None:
         if not conn.info.get("qy_wrote") and statement.lstrip()[:6].upper() != "SELECT":
             conn.info["qy_wrote"] = True
 
+    @event.listens_for(engine, "handle_error")
+    def _note_failure(context):
+        # a failed statement (even a SELECT, say a search cancelled by its timeout) leaves the
+        # transaction to the rollback
+        if context.connection is not None:
+            context.connection.info["qy_wrote"] = True
+
 
 def end_read_only_transaction(sess=None) -> bool:
     """Commit the PostgreSQL transaction of ``sess`` (default: the request's session) if it ran

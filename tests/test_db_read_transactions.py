@@ -130,3 +130,14 @@ def test_a_read_request_ends_its_transaction_with_commit(app, pg_engine, monkeyp
     ended.clear()
     assert client.get("/cases/").status_code == 200
     assert ended == [True]
+
+
+def test_a_transaction_with_a_failed_statement_is_not_committed(pg_engine):
+    if pg_engine is None:
+        return
+    from sqlalchemy.exc import DBAPIError
+    with Session(pg_engine) as s:
+        with pytest.raises(DBAPIError):
+            s.execute(text("SELECT 1 / 0"))
+        assert end_read_only_transaction(s) is False
+        s.rollback()
