@@ -1,4 +1,5 @@
 """Registration (登记纠纷): the service, the page, duplicate hints and the reception desk."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -187,6 +188,20 @@ def test_reception_bad_input(client, auth):
     assert resp.status_code == 422
     for msg in ("请填写来访人姓名", "来访人数应为不小于1的整数", "电话号码格式不正确", "请填写来访事由", "转办时请选择承办部门"):
         assert msg in html
+
+
+def test_reception_transfer_lists_the_department(client, auth):
+    """A transferred visit names its department in the list (the select's choices map ids to names)."""
+    login(auth, "township_mediator")
+    html = client.get("/reception/").get_data(as_text=True)
+    value, name = re.search(r'<option value="(\d+)">([^<]+)</option>', html.split('name="department"', 1)[1]).groups()
+    token = csrf_token(client, "/reception/")
+    resp = client.post("/reception/", data={"csrf_token": token, "received_at": "", "visitor_names": "转办甲",
+                                            "headcount": "1", "phone": "", "matter": "排水沟堵塞",
+                                            "handling": "transferred", "department": value, "notes": ""})
+    assert resp.status_code == 302
+    row = client.get("/reception/").get_data(as_text=True).split("转办甲", 1)[1].split("</tr>", 1)[0]
+    assert name in row
 
 
 def test_reception_register_opens_prefilled_form_and_links_case(client, auth):
