@@ -75,6 +75,20 @@ def test_bench_runs_end_to_end(bench_url, tmp_path):
     assert abs(float(bare_row.group(1)) - (float(m.group(1)) + float(m.group(2))) / 2) <= 0.11
     assert "Province scale (PostgreSQL, 5,000,000 cases, 2,000 townships" in table
 
+    # bench/cpu_budget.py on the database just seeded: a row per workload and the bare route,
+    # CPU per request for the workers and the client (and PostgreSQL's backends there), no errors
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cpu_budget.py"), "--db", bench_url, "--cases", "300",
+                           "--workload", "case", "--workload", "health", "--duration", "1", "--workers", "1",
+                           "--clients", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    postgres = bench_url.startswith("postgresql")
+    for row in ("case", "health", "bare Flask route"):
+        m = re.search(rf"^\| {re.escape(row)} \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|—) \| ([\d.]+) \| ([\d.]+) "
+                      rf"\| [\d.]+% \| [\d.]+% \| 0 \|$", proc.stdout, re.M)
+        assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, (row, proc.stdout)
+        if row != "health":  # /healthz reads no database: PostgreSQL's share is there or not
+            assert (m.group(3) != "—") == (postgres and row == "case"), (row, proc.stdout)
+
 
 def test_scale_out_bench_runs_end_to_end(bench_url, tmp_path):
     """``bench/scale_out.py``: direct, nginx → 1 host, nginx → 2 hosts; every host answers,
