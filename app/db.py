@@ -63,6 +63,14 @@ def make_engine(url: str, echo: bool = False) -> Engine:
     return engine
 
 
+NEVER_BY_COUNT = 2**31 - 1
+"""psycopg's ``prepare_threshold``: the executions after which it prepares a statement by itself
+(never, in practice); a statement executed with ``prepare=True`` is prepared at once."""
+
+SERVER_PREPARE = "qy_server_prepare"
+"""Execution option of the statements that PostgreSQL should parse and plan once per connection."""
+
+
 def pool_settings(environ=None) -> dict:
     """PostgreSQL pool per process from the environment (deploy/README.md): ``DB_POOL_SIZE``
     (default 5) and ``DB_MAX_OVERFLOW`` (default 10) connections per gunicorn worker, so
@@ -81,14 +89,6 @@ def pool_settings(environ=None) -> dict:
     # Behind PgBouncer none is: ``None`` also turns off the explicit preparation.
     kwargs["connect_args"] = {"prepare_threshold": None if env.get("DB_PGBOUNCER", "0") == "1" else NEVER_BY_COUNT}
     return kwargs
-
-
-NEVER_BY_COUNT = 2**31 - 1
-"""psycopg's ``prepare_threshold``: the executions after which it prepares a statement by itself
-(never, in practice); a statement executed with ``prepare=True`` is prepared at once."""
-
-SERVER_PREPARE = "qy_server_prepare"
-"""Execution option of the statements that PostgreSQL should parse and plan once per connection."""
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -53,7 +53,6 @@ def _note_use(row) -> None:
 
 @bp.errorhandler(DomainError)
 def _domain_error(exc: DomainError):
-    from app.db import session
     session.rollback()
     if isinstance(exc, StaleRecord):
         return conflict_response(exc)  # 409 with the current version and values

@@ -20,6 +20,13 @@ def _choices(vocabulary: dict[str, str], blank: str | None = None) -> list[Selec
     return out + [SelectChoice(code, _l(text)) for code, text in vocabulary.items()]
 
 
+def choices_after_blank(blank: str, items) -> list[SelectChoice]:
+    """A select's choices filled at request time: an empty first option labelled ``blank``
+    (请选择, （不指定）), then ``items``, each a value (its own label) or a (value, label) pair."""
+    return [SelectChoice("", blank)] + [SelectChoice(*item) if isinstance(item, tuple) else SelectChoice(item)
+                                        for item in items]
+
+
 class PartyForm(Form):
     """One party row (当事人)."""
 

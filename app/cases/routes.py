@@ -9,7 +9,6 @@ from io import BytesIO
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from wtforms.fields.choices import SelectChoice
 
 from app.accounts.models import User, users_by_id
 from app.accounts.roles import UNMASK_ROLES
@@ -17,7 +16,7 @@ from app.audit.services import audit
 from app.cases import vocab
 from app.cases.attachments import READ_ONLY_ROLES, add_attachment, open_attachment
 from app.cases.export import export_cases
-from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm
+from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm, choices_after_blank
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
 from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
                                list_filter_choices, page_of_cases, villages_in_jurisdiction)
@@ -126,11 +125,11 @@ def export():
 
 def _intake_choices(form: IntakeForm, user: User) -> dict:
     villages = villages_in_jurisdiction(user)
-    form.source.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(s) for s in active_sources()]
-    form.type.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(t.name) for t in active_types()]
-    form.village.choices = [SelectChoice("", _("请选择"))] + [SelectChoice(v.code, v.name) for v in villages]
+    form.source.choices = choices_after_blank(_("请选择"), active_sources())
+    form.type.choices = choices_after_blank(_("请选择"), [t.name for t in active_types()])
+    form.village.choices = choices_after_blank(_("请选择"), [(v.code, v.name) for v in villages])
     grids = grids_of([v.id for v in villages])
-    form.grid.choices = [SelectChoice("", _("（不指定）"))] + [SelectChoice(g.code, g.name) for g in grids]
+    form.grid.choices = choices_after_blank(_("（不指定）"), [(g.code, g.name) for g in grids])
     by_id = {v.id: v for v in villages}
     return {"villages": villages, "grids": [(g, by_id.get(g.parent_id)) for g in grids]}
 
@@ -224,10 +223,9 @@ def edit(number: str):
                         if request.method == "GET" else None)
     sources = active_sources()
     types = [t.name for t in active_types()]
-    form.source.choices = [SelectChoice("", _("请选择"))] + [
-        SelectChoice(s) for s in sources + ([case.source] if case.source not in sources else [])]
-    form.type.choices = [SelectChoice("", _("请选择"))] + [
-        SelectChoice(t) for t in types + ([case.dispute_type] if case.dispute_type not in types else [])]
+    form.source.choices = choices_after_blank(_("请选择"), sources + ([case.source] if case.source not in sources else []))
+    form.type.choices = choices_after_blank(
+        _("请选择"), types + ([case.dispute_type] if case.dispute_type not in types else []))
     errors, status = {}, 200
     if form.validate_on_submit():
         try:

@@ -8,9 +8,9 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from wtforms.fields.choices import SelectChoice
 from sqlalchemy import select
 
+from app.cases.forms import choices_after_blank
 from app.cases.models import Case
 from app.cases.queries import scope_cases
 from app.cases.vocab import RECEPTION_HANDLING
@@ -26,8 +26,8 @@ bp = Blueprint("reception", __name__, url_prefix="/reception")
 
 def _form() -> ReceptionForm:
     form = ReceptionForm()
-    form.department.choices = [SelectChoice("", _("请选择"))] + [
-        SelectChoice(str(d.id), d.name) for d in departments_for(current_user)]
+    form.department.choices = choices_after_blank(
+        _("请选择"), [(str(d.id), d.name) for d in departments_for(current_user)])
     return form
 
 
