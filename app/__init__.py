@@ -21,6 +21,7 @@ BLUEPRINT_MODULES = ("accounts", "orgs", "home", "admin", "cases", "workflow", "
 def create_app(test_config: Optional[dict] = None, config: Optional[Config] = None) -> Flask:
     app = Flask(__name__, template_folder=str(BASE_DIR / "templates"),
                 static_folder=str(BASE_DIR / "static"), instance_path=str(BASE_DIR / "instance"))
+    _use_locale_templates(app)
     _configure(app, test_config, config)
     _init_logging(app)
     _init_database(app)
@@ -31,6 +32,14 @@ def create_app(test_config: Optional[dict] = None, config: Optional[Config] = No
     from app.errors import register_error_handlers
     register_error_handlers(app)
     return app
+
+
+def _use_locale_templates(app: Flask) -> None:
+    """Templates compiled per language with their fixed strings translated (app.template_i18n);
+    before anything builds ``app.jinja_env``."""
+    from app.template_i18n import FoldTranslations, LocaleEnvironment
+    app.jinja_environment = LocaleEnvironment
+    app.jinja_options = {**app.jinja_options, "extensions": [FoldTranslations]}
 
 
 def _configure(app: Flask, test_config: Optional[dict], config: Optional[Config]) -> None:

@@ -1,0 +1,117 @@
+"""Templates compiled once per language, with their fixed strings already translated.
+
+A template says ``{{ _('基本情况') }}`` some 1,200 times across the app, a case page about 90
+times.  At run time each is a call through Jinja's context, a catalogue lookup and an escape;
+together about a tenth of the CPU a case page costs.  The text of ``_('…')`` with a plain
+string literal and nothing else is the same for every request in one language, so it can be
+looked up when the template is compiled instead:
+
+* ``LocaleEnvironment`` is the app's Jinja environment (``Flask.jinja_environment``).  Inside a
+  request it hands out templates from an *overlay* environment of the request's language (one
+  per language, each with its own template cache and no bytecode cache, so the languages never
+  mix); templates that include or extend others load them from the same overlay.  Outside a
+  request (CLI, e-mail-less jobs) it compiles as Jinja always does: ``_()`` at run time.
+* ``FoldTranslations`` is the Jinja extension that, in such an overlay, rewrites the tokens
+  ``_ ( 'literal' )`` into the string ``'translation'`` before parsing.  Jinja then treats it as
+  any constant: ``{{ _('基本情况') }}`` becomes part of the template's static text.
+
+What is folded is exactly what the run-time ``_()`` (``app.templating.template_gettext``) would
+give: a string that needs escaping (``<``, ``&``, quotes), a ``%`` in the text, keyword
+arguments or a non-literal argument stay run-time calls, so the output is byte for byte the same
+(``tests/test_template_i18n.py`` renders every page both ways).  A translation changed on disk
+is seen after a restart, as Flask-Babel's own cache of the catalogue already requires.
+``FOLD_TEMPLATE_TRANSLATIONS = False`` in the config turns it off (the test compares both).
+"""
+from __future__ import annotations
+
+from flask.globals import _cv_request
+from flask.templating import Environment as FlaskEnvironment
+from jinja2.ext import Extension
+from jinja2.lexer import (TOKEN_DOT, TOKEN_LBRACKET, TOKEN_LPAREN, TOKEN_MOD, TOKEN_NAME, TOKEN_RPAREN,
+                          TOKEN_STRING, Token)
+from markupsafe import escape
+
+# the name templates translate with (app.templating installs template_gettext under it)
+GETTEXT_NAME = "_"
+
+
+class LocaleEnvironment(FlaskEnvironment):
+    """Flask's environment, choosing a per-language overlay for templates loaded in a request."""
+
+    folded_locale: str | None = None  # set on the overlays only
+    folded_translations = None
+
+    def _load_template(self, name, globals):
+        if self.folded_locale is None:
+            overlay = self._overlay_for_request()
+            if overlay is not None:
+                return overlay._load_template(name, globals)
+        return super()._load_template(name, globals)
+
+    def _overlay_for_request(self) -> "LocaleEnvironment | None":
+        ctx = _cv_request.get(None)
+        if ctx is None or not ctx.app.config.get("FOLD_TEMPLATE_TRANSLATIONS", True):
+            return None
+        from flask_babel import get_locale, get_translations
+        locale = get_locale()
+        if locale is None:
+            return None
+        key = str(locale)
+        overlays = self.__dict__.setdefault("_locale_overlays", {})
+        overlay = overlays.get(key)
+        if overlay is None:
+            # own cache (not a copy of this one's, whose templates are not folded), no bytecode
+            # cache (its key is the source, the same in every language)
+            overlay = self.overlay(cache_size=400, bytecode_cache=None)
+            overlay.folded_locale = key
+            overlay.folded_translations = get_translations()
+            overlays[key] = overlay
+        return overlay
+
+
+class FoldTranslations(Extension):
+    """Rewrites ``_('literal')`` into the translated literal in a per-language environment."""
+
+    def filter_stream(self, stream):
+        translations = getattr(self.environment, "folded_translations", None)
+        if translations is None:
+            yield from stream
+            return
+        tokens = list(stream)  # one template's tokens: a few thousand at most
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            if _is_literal_call(tokens, i):
+                folded = fold(translations, tokens[i + 2].value)
+                if folded is not None:
+                    yield Token(token.lineno, TOKEN_STRING, folded)
+                    i += 4
+                    continue
+            yield token
+            i += 1
+
+
+# After ``_('…')`` these would act on the call's Markup differently than on a plain string
+# (``Markup.format`` and ``%`` escape their arguments, a str does not): not folded.
+_NOT_AFTER = {TOKEN_DOT, TOKEN_MOD, TOKEN_LBRACKET, TOKEN_LPAREN}
+
+
+def _is_literal_call(tokens: list[Token], i: int) -> bool:
+    """``tokens[i:i + 4]`` is ``_ ( <string> )``, not an attribute (``x._('…')``) and not
+    followed by something that treats its Markup specially."""
+    if i + 3 >= len(tokens):
+        return False
+    name, lparen, string, rparen = tokens[i:i + 4]
+    return (name.type == TOKEN_NAME and name.value == GETTEXT_NAME
+            and lparen.type == TOKEN_LPAREN and string.type == TOKEN_STRING and rparen.type == TOKEN_RPAREN
+            and (i == 0 or tokens[i - 1].type != TOKEN_DOT)
+            and (i + 4 >= len(tokens) or tokens[i + 4].type not in _NOT_AFTER))
+
+
+def fold(translations, msgid: str) -> str | None:
+    """The text ``_(msgid)`` shows, or None when it must stay a run-time call (it would need
+    escaping, whose output differs between a constant and the call's Markup, or has a ``%``)."""
+    text = translations.ugettext(msgid)
+    if "%" in text or str(escape(text)) != text:
+        return None
+    return text
