@@ -88,6 +88,10 @@ def pool_settings(environ=None) -> dict:
     # only the statements marked ``server_prepare`` in ``prepared`` are (see ``_configure_postgresql``).
     # Behind PgBouncer none is: ``None`` also turns off the explicit preparation.
     kwargs["connect_args"] = {"prepare_threshold": None if env.get("DB_PGBOUNCER", "0") == "1" else NEVER_BY_COUNT}
+    # column descriptions made only when read (app.pg_cursor): SQLAlchemy needs them only for a
+    # statement it has not seen
+    from app.pg_cursor import LazyDescriptionCursor
+    kwargs["connect_args"]["cursor_factory"] = LazyDescriptionCursor
     return kwargs
 
 
