@@ -8,8 +8,9 @@ follow-ups, and the workflow records a real county has: risk gradings of every m
 case, sign-offs of the high ones, department transfers (answered for 部门化解 closes, some still
 open and overdue), invitations to joint mediation, a few 督办 orders, cases waiting for triage
 or escalated, and the follow-up due date of every agreement (so the 工作台's to-do lists and the
-case page's panels are measured on data that has them).  Rows go in with bulk ``INSERT``s of 5,000 (no ORM objects), so a million cases
-take minutes on a 2-core machine.  Deterministic for a given ``--seed``.
+case page's panels are measured on data that has them).  Rows go in 5,000 cases at a time through ``app.bulk`` (COPY on
+PostgreSQL, ``executemany`` on SQLite; no ORM objects), so a million cases take minutes on a
+2-core machine.  Deterministic for a given ``--seed``.
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from datetime import date, datetime, timedelta, timezone
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from app.cases.models import (Case, DepartmentTask, FollowUp, Party, RiskGrading, SignOff, SupervisionOrder,
                               TimelineEntry)
 from app.cases.numbering import case_number_prefix
 from app.cases.models import CaseNumberCounter
+from app.bulk import bulk_insert, large_load
 from app.db import session
 from app.orgs.models import OrgUnit
 from app.orgs.services import add_unit
@@ -136,123 +138,126 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             departments.setdefault(dept_county, []).append(dept_id)
     next_case_id = (session.scalar(select(Case.id).order_by(Case.id.desc()).limit(1)) or 0) + 1
     inserted = 0
+    sqlite = session.get_bind().dialect.name == "sqlite"
     t0 = time.perf_counter()
-    for offset in range(0, count, batch):
-        cases, parties, timeline, follow_ups = [], [], [], []
-        gradings, sign_offs, tasks, orders = [], [], [], []
-        for registered_on in dates[offset: offset + batch]:
-            year = registered_on.year
-            if year not in counters:
-                counters[year] = 0
-                first_new_years.add(year)
-            counters[year] += 1
-            village = rng.choice(villages)
-            dtype = _weighted(rng, TYPES)
-            outcome = _weighted(rng, OUTCOMES)
-            age = (today - registered_on).days
-            if outcome is None and age > BACKLOG_FLAT_DAYS and rng.random() > _still_open(age):
-                outcome = _weighted(rng, CLOSING_OUTCOMES)  # worked off since: the backlog is mostly recent
-            if age < 20 and rng.random() < 0.6:
-                outcome = None
-            risk = _weighted(rng, [("low", 70), ("medium", 25), ("high", 5)])
-            level = _weighted(rng, [("village", 50), ("township", 44), ("county", 6)])
-            registered_at = datetime.combine(registered_on, datetime.min.time(), tzinfo=timezone.utc) + \
-                timedelta(hours=rng.randint(0, 10))
-            closed_on = None
-            status = "in_mediation" if outcome is None else "closed"
-            escalation_due_on = None
-            if outcome == "declined":
-                status = "declined"
-            elif outcome is not None:
-                closed_on = min(registered_on + timedelta(days=int(rng.gammavariate(2.0, 10)) + 1), today)
-            else:  # open: the newest wait for triage; some were escalated or transferred
-                x = rng.random()
-                if age <= 3 and x < 0.5:
-                    status = "pending_triage"
-                elif x < 0.06:
-                    status, escalation_due_on = "escalated", registered_on + timedelta(days=3)
-                    level = "township" if level == "village" else "county"
-                elif x < 0.14:
-                    status = "transferred"
-            case_id = next_case_id
-            next_case_id += 1
-            follow = outcome == "success" and closed_on and rng.random() < 0.7
-            followed_up_on = min(closed_on + timedelta(days=rng.randint(3, 30)), today) if follow else None
-            performance = _weighted(rng, [("performed", 85), ("partly", 10), ("not_performed", 5)]) if follow else None
-            satisfaction = _weighted(rng, [("satisfied", 80), ("basically", 16), ("dissatisfied", 4)]) if follow else None
-            cases.append(dict(
-                id=case_id, number=f"{prefix}-{year}-{counters[year]:06d}", source=_weighted(rng, SOURCES),
-                dispute_type=dtype, type_category=PARENT.get(dtype, dtype), county_id=village.county_id,
-                township_id=village.township_id, village_id=village.id, handling_level=level,
-                status=status, summary=f"{rng.choice(SURNAMES)}某与{rng.choice(SURNAMES)}某{rng.choice(SUMMARIES)}，请求调解。",
-                claims="请求依法调解", people_involved=rng.choice([1, 2, 2, 2, 3, 4, 6]),
-                amount=rng.choice([0, 0, 500, 2000, 8000, 30000]), occurred_on=registered_on - timedelta(days=rng.randint(0, 20)),
-                registered_on=registered_on, registered_at=registered_at, risk_level=risk,
-                high_risk_at=registered_at if risk == "high" else None,
-                signed_off_at=registered_at + timedelta(hours=rng.randint(1, 40)) if risk == "high" else None,
-                deadline_on=None if status == "pending_triage" else registered_on + timedelta(days=30),
-                deadline_extended=False, escalation_due_on=escalation_due_on,
-                follow_up_due_on=closed_on + timedelta(days=30) if outcome == "success" else None,
-                closed_on=closed_on,
-                closed_at=(datetime.combine(closed_on, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=8)) if closed_on else None,
-                outcome=outcome, agreement_form=(rng.choice(["written", "written", "oral"]) if outcome == "success" else None),
-                followed_up_on=followed_up_on, performance=performance, satisfaction=satisfaction,
-                recurrence_count=0, version=1, updated_at=registered_at))
-            for position, role in enumerate(("applicant", "respondent")):
-                name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
-                birth = date(rng.randint(1950, 2000), rng.randint(1, 12), rng.randint(1, 28))
-                parties.append(dict(case_id=case_id, position=position, kind="person", name=name, role=role,
-                                    gender=rng.choice(["male", "female"]),
-                                    id_type="resident_id" if rng.random() < 0.4 else None,
-                                    id_number=_id_number(rng, birth) if rng.random() < 0.4 else None,
-                                    phone=f"1{rng.choice('3578')}{rng.randint(0, 999999999):09d}"))
-            timeline.append(dict(case_id=case_id, at=registered_at, action="register", from_status=None,
-                                 to_status="pending_triage", note="生成数据"))
-            if closed_on:
-                timeline.append(dict(case_id=case_id, at=registered_at + timedelta(days=(closed_on - registered_on).days),
-                                     action={"success": "agree", "failed": "terminate", "direct_answer": "answer_directly",
-                                             "department_resolved": "department_feedback", "withdrawn": "withdraw",
-                                             "handed_up": "hand_up"}[outcome],
-                                     from_status="in_mediation", to_status="closed", note=None))
-            if follow:
-                follow_ups.append(dict(case_id=case_id, visited_on=followed_up_on, performance=performance,
-                                       satisfaction=satisfaction, notes="生成数据"))
-            if risk in ("medium", "high"):
-                gradings.append(dict(case_id=case_id, level=risk, suggested_level=risk, factors=["生成数据"],
-                                     graded_at=registered_at + timedelta(hours=1)))
-            if risk == "high":
-                sign_offs.append(dict(case_id=case_id, signed_at=cases[-1]["signed_off_at"],
-                                      plan="生成数据：包案化解方案", task_force=None))
-            depts = departments.get(village.township_id) or departments.get(village.county_id)
-            if depts:
-                requested_at = registered_at + timedelta(hours=2)
-                if outcome == "department_resolved" or status == "transferred":
-                    done = outcome == "department_resolved"
-                    tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="transfer",
-                                      request="生成数据：请依职责处理", requested_at=requested_at,
-                                      due_on=registered_on + timedelta(days=7),
-                                      answered_at=cases[-1]["closed_at"] if done else None,
-                                      answer="已处理" if done else None, resolved=True if done else None))
-                elif outcome == "success" and rng.random() < 0.05:
-                    tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="invite",
-                                      request="生成数据：请参加联调", requested_at=requested_at,
-                                      due_on=registered_on + timedelta(days=7), answered_at=requested_at + timedelta(days=2),
-                                      answer="已参加联调", resolved=None))
-            if outcome is None and status != "pending_triage" and rng.random() < 0.03:
-                orders.append(dict(case_id=case_id, issuing_org_id=village.county_id,
-                                   responsible_org_id=village.township_id, requirement="生成数据：请按期化解并报告",
-                                   due_on=registered_on + timedelta(days=15),
-                                   issued_at=registered_at + timedelta(days=5)))
-        session.execute(insert(Case.__table__), cases)
-        session.execute(insert(Party.__table__), parties)
-        session.execute(insert(TimelineEntry.__table__), timeline)
-        for model, rows in ((FollowUp, follow_ups), (RiskGrading, gradings), (SignOff, sign_offs),
-                            (DepartmentTask, tasks), (SupervisionOrder, orders)):
-            if rows:
-                session.execute(insert(model.__table__), rows)
-        inserted += len(cases)
-        if echo and (offset // batch) % 20 == 0:
-            echo(f"  {inserted:,} / {count:,} cases ({time.perf_counter() - t0:.0f} s)")
+    with large_load():  # SQLite: a page cache the indexes being written fit in
+        for offset in range(0, count, batch):
+            cases, parties, timeline, follow_ups = [], [], [], []
+            gradings, sign_offs, tasks, orders = [], [], [], []
+            for registered_on in dates[offset: offset + batch]:
+                year = registered_on.year
+                if year not in counters:
+                    counters[year] = 0
+                    first_new_years.add(year)
+                counters[year] += 1
+                village = rng.choice(villages)
+                dtype = _weighted(rng, TYPES)
+                outcome = _weighted(rng, OUTCOMES)
+                age = (today - registered_on).days
+                if outcome is None and age > BACKLOG_FLAT_DAYS and rng.random() > _still_open(age):
+                    outcome = _weighted(rng, CLOSING_OUTCOMES)  # worked off since: the backlog is mostly recent
+                if age < 20 and rng.random() < 0.6:
+                    outcome = None
+                risk = _weighted(rng, [("low", 70), ("medium", 25), ("high", 5)])
+                level = _weighted(rng, [("village", 50), ("township", 44), ("county", 6)])
+                registered_at = datetime.combine(registered_on, datetime.min.time(), tzinfo=timezone.utc) + \
+                    timedelta(hours=rng.randint(0, 10))
+                closed_on = None
+                status = "in_mediation" if outcome is None else "closed"
+                escalation_due_on = None
+                if outcome == "declined":
+                    status = "declined"
+                elif outcome is not None:
+                    closed_on = min(registered_on + timedelta(days=int(rng.gammavariate(2.0, 10)) + 1), today)
+                else:  # open: the newest wait for triage; some were escalated or transferred
+                    x = rng.random()
+                    if age <= 3 and x < 0.5:
+                        status = "pending_triage"
+                    elif x < 0.06:
+                        status, escalation_due_on = "escalated", registered_on + timedelta(days=3)
+                        level = "township" if level == "village" else "county"
+                    elif x < 0.14:
+                        status = "transferred"
+                case_id = next_case_id
+                next_case_id += 1
+                follow = outcome == "success" and closed_on and rng.random() < 0.7
+                followed_up_on = min(closed_on + timedelta(days=rng.randint(3, 30)), today) if follow else None
+                performance = _weighted(rng, [("performed", 85), ("partly", 10), ("not_performed", 5)]) if follow else None
+                satisfaction = _weighted(rng, [("satisfied", 80), ("basically", 16), ("dissatisfied", 4)]) if follow else None
+                cases.append(dict(
+                    id=case_id, number=f"{prefix}-{year}-{counters[year]:06d}", source=_weighted(rng, SOURCES),
+                    dispute_type=dtype, type_category=PARENT.get(dtype, dtype), county_id=village.county_id,
+                    township_id=village.township_id, village_id=village.id, handling_level=level,
+                    status=status, summary=f"{rng.choice(SURNAMES)}某与{rng.choice(SURNAMES)}某{rng.choice(SUMMARIES)}，请求调解。",
+                    claims="请求依法调解", people_involved=rng.choice([1, 2, 2, 2, 3, 4, 6]),
+                    amount=rng.choice([0, 0, 500, 2000, 8000, 30000]), occurred_on=registered_on - timedelta(days=rng.randint(0, 20)),
+                    registered_on=registered_on, registered_at=registered_at, risk_level=risk,
+                    high_risk_at=registered_at if risk == "high" else None,
+                    signed_off_at=registered_at + timedelta(hours=rng.randint(1, 40)) if risk == "high" else None,
+                    deadline_on=None if status == "pending_triage" else registered_on + timedelta(days=30),
+                    deadline_extended=False, escalation_due_on=escalation_due_on,
+                    follow_up_due_on=closed_on + timedelta(days=30) if outcome == "success" else None,
+                    closed_on=closed_on,
+                    closed_at=(datetime.combine(closed_on, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=8)) if closed_on else None,
+                    outcome=outcome, agreement_form=(rng.choice(["written", "written", "oral"]) if outcome == "success" else None),
+                    followed_up_on=followed_up_on, performance=performance, satisfaction=satisfaction,
+                    recurrence_count=0, version=1, updated_at=registered_at))
+                for position, role in enumerate(("applicant", "respondent")):
+                    name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+                    birth = date(rng.randint(1950, 2000), rng.randint(1, 12), rng.randint(1, 28))
+                    parties.append(dict(case_id=case_id, position=position, kind="person", name=name, role=role,
+                                        gender=rng.choice(["male", "female"]),
+                                        id_type="resident_id" if rng.random() < 0.4 else None,
+                                        id_number=_id_number(rng, birth) if rng.random() < 0.4 else None,
+                                        phone=f"1{rng.choice('3578')}{rng.randint(0, 999999999):09d}"))
+                timeline.append(dict(case_id=case_id, at=registered_at, action="register", from_status=None,
+                                     to_status="pending_triage", note="生成数据"))
+                if closed_on:
+                    timeline.append(dict(case_id=case_id, at=registered_at + timedelta(days=(closed_on - registered_on).days),
+                                         action={"success": "agree", "failed": "terminate", "direct_answer": "answer_directly",
+                                                 "department_resolved": "department_feedback", "withdrawn": "withdraw",
+                                                 "handed_up": "hand_up"}[outcome],
+                                         from_status="in_mediation", to_status="closed", note=None))
+                if follow:
+                    follow_ups.append(dict(case_id=case_id, visited_on=followed_up_on, performance=performance,
+                                           satisfaction=satisfaction, notes="生成数据"))
+                if risk in ("medium", "high"):
+                    gradings.append(dict(case_id=case_id, level=risk, suggested_level=risk, factors=["生成数据"],
+                                         graded_at=registered_at + timedelta(hours=1)))
+                if risk == "high":
+                    sign_offs.append(dict(case_id=case_id, signed_at=cases[-1]["signed_off_at"],
+                                          plan="生成数据：包案化解方案", task_force=None))
+                depts = departments.get(village.township_id) or departments.get(village.county_id)
+                if depts:
+                    requested_at = registered_at + timedelta(hours=2)
+                    if outcome == "department_resolved" or status == "transferred":
+                        done = outcome == "department_resolved"
+                        tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="transfer",
+                                          request="生成数据：请依职责处理", requested_at=requested_at,
+                                          due_on=registered_on + timedelta(days=7),
+                                          answered_at=cases[-1]["closed_at"] if done else None,
+                                          answer="已处理" if done else None, resolved=True if done else None))
+                    elif outcome == "success" and rng.random() < 0.05:
+                        tasks.append(dict(case_id=case_id, department_id=rng.choice(depts), kind="invite",
+                                          request="生成数据：请参加联调", requested_at=requested_at,
+                                          due_on=registered_on + timedelta(days=7), answered_at=requested_at + timedelta(days=2),
+                                          answer="已参加联调", resolved=None))
+                if outcome is None and status != "pending_triage" and rng.random() < 0.03:
+                    orders.append(dict(case_id=case_id, issuing_org_id=village.county_id,
+                                       responsible_org_id=village.township_id, requirement="生成数据：请按期化解并报告",
+                                       due_on=registered_on + timedelta(days=15),
+                                       issued_at=registered_at + timedelta(days=5)))
+            # SQLite: the parties before their cases (foreign keys are checked at commit in a
+            # large load), so the search index's triggers write each case's row once, names
+            # included, instead of once and then again for each party
+            first = ((Party, parties), (Case, cases)) if sqlite else ((Case, cases), (Party, parties))
+            for model, rows in (*first, (TimelineEntry, timeline), (FollowUp, follow_ups),
+                                (RiskGrading, gradings), (SignOff, sign_offs), (DepartmentTask, tasks),
+                                (SupervisionOrder, orders)):
+                bulk_insert(model.__table__, rows)
+            inserted += len(cases)
+            if echo and (offset // batch) % 20 == 0:
+                echo(f"  {inserted:,} / {count:,} cases ({time.perf_counter() - t0:.0f} s)")
     for year, last in counters.items():
         row = session.scalar(select(CaseNumberCounter).where(CaseNumberCounter.prefix == prefix,
                                                              CaseNumberCounter.year == year))
@@ -262,6 +267,10 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             row.last = last
     session.flush()
     _fix_sequences()
+    # the rows went in beside the session's hooks (app.bulk): one grouped rebuild of the figure
+    # summary, which also invalidates every cached report
+    from app.reports.summary import rebuild_summary
+    rebuild_summary()
     return inserted
 
 
@@ -298,8 +307,6 @@ def seed_command(count, townships, counties, years, seed):
         ensure_townships(county, townships)
     t0 = time.perf_counter()
     n = generate_cases(county, count, years=years, seed=seed, echo=click.echo, counties=every)
-    from app.reports.summary import rebuild_summary
-    rebuild_summary()  # one grouped rebuild instead of refreshing thousands of dirty keys on first read
     session.commit()
     click.echo(f"生成 {n:,} 件案件，用时 {time.perf_counter() - t0:.1f} 秒")
 

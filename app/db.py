@@ -149,6 +149,12 @@ def _configure_postgresql(engine: Engine) -> None:
             context.connection.info["qy_wrote"] = True
 
 
+def mark_written(conn) -> None:
+    """Note that ``conn``'s transaction wrote by a way the engine's events do not see (a COPY
+    on the raw driver connection, ``app.bulk``), so ``end_read_only_transaction`` leaves it alone."""
+    conn.info["qy_wrote"] = True
+
+
 def end_read_only_transaction(sess=None) -> bool:
     """Commit the PostgreSQL transaction of ``sess`` (default: the request's session) if it ran
     nothing but SELECTs and no ORM change is pending; returns whether it committed.

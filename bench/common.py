@@ -102,11 +102,7 @@ def create_schema_and_seed(app, cases: int, townships: int = 0, echo=print, coun
         if cases:
             generate_cases(county, cases, echo=echo, counties=every)
         seconds = time.perf_counter() - t0
-        # as ``flask bench seed`` does: the figure summary built once in the loading transaction
-        # (not key by key at its commit, nor on the first read)
-        from app.reports.summary import rebuild_summary
-        rebuild_summary()
-        app_db.session.commit()
+        app_db.session.commit()  # generate_cases rebuilt the figure summary in the loading transaction
         analyze(app_db.session)
         app_db.session.commit()
         app_db.session.remove()
