@@ -26,6 +26,7 @@ from sqlalchemy import select
 from app.cases.models import (Case, DepartmentTask, FollowUp, Party, RiskGrading, SignOff, SupervisionOrder,
                               TimelineEntry)
 from app.cases.numbering import case_number_prefix
+from app.cases.search import search_index_deferred
 from app.cases.models import CaseNumberCounter
 from app.bulk import bulk_insert, large_load
 from app.db import session
@@ -138,9 +139,9 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
             departments.setdefault(dept_county, []).append(dept_id)
     next_case_id = (session.scalar(select(Case.id).order_by(Case.id.desc()).limit(1)) or 0) + 1
     inserted = 0
-    sqlite = session.get_bind().dialect.name == "sqlite"
     t0 = time.perf_counter()
-    with large_load():  # SQLite: a page cache the indexes being written fit in
+    # SQLite: a page cache the indexes being written fit in, the search table filled once at the end
+    with large_load(), search_index_deferred(session.connection()):
         for offset in range(0, count, batch):
             cases, parties, timeline, follow_ups = [], [], [], []
             gradings, sign_offs, tasks, orders = [], [], [], []
@@ -247,11 +248,7 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
                                        responsible_org_id=village.township_id, requirement="生成数据：请按期化解并报告",
                                        due_on=registered_on + timedelta(days=15),
                                        issued_at=registered_at + timedelta(days=5)))
-            # SQLite: the parties before their cases (foreign keys are checked at commit in a
-            # large load), so the search index's triggers write each case's row once, names
-            # included, instead of once and then again for each party
-            first = ((Party, parties), (Case, cases)) if sqlite else ((Case, cases), (Party, parties))
-            for model, rows in (*first, (TimelineEntry, timeline), (FollowUp, follow_ups),
+            for model, rows in ((Case, cases), (Party, parties), (TimelineEntry, timeline), (FollowUp, follow_ups),
                                 (RiskGrading, gradings), (SignOff, sign_offs), (DepartmentTask, tasks),
                                 (SupervisionOrder, orders)):
                 bulk_insert(model.__table__, rows)

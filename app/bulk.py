@@ -95,17 +95,14 @@ twenty indexes at random places; once they outgrow the cache every row re-reads 
 @contextmanager
 def large_load():
     """Around a large ``bulk_insert`` on SQLite: the page cache raised to ``LOAD_CACHE_KIB`` on
-    the session's connection (restored afterwards), and foreign keys checked when the
-    transaction commits rather than row by row (``defer_foreign_keys``, which SQLite resets at
-    the end of the transaction), so rows may go in children first.  PostgreSQL: nothing
-    (``shared_buffers`` is the server's business; its foreign keys are checked per row)."""
+    the session's connection, restored afterwards.  PostgreSQL: nothing (``shared_buffers`` is
+    the server's business)."""
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         yield
         return
     before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
     connection.exec_driver_sql(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")
-    connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     try:
         yield
     finally:

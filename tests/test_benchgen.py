@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import pytest
 from sqlalchemy import func, select
 
 from app.benchgen import generate_cases
@@ -97,3 +98,41 @@ def test_province_scale_spreads_cases_over_generated_counties(db):
     mismatched = db.scalar(select(func.count()).select_from(Case).join(village, village.c.id == Case.village_id)
                            .where((village.c.county_id != Case.county_id) | (village.c.township_id != Case.township_id)))
     assert mismatched == 0
+
+
+def test_generated_cases_are_searchable_like_any_other(db):
+    """SQLite: the load indexes its new cases in one go (``search_index_deferred``); afterwards the
+    search table holds every case with its parties' names, the row triggers are back, and a
+    case registered after the load is indexed by them as usual."""
+    from sqlalchemy import text
+
+    from app.cases.search import SQLITE_ROW_TRIGGERS
+    from tests.workflow_factories import make_case
+    generate_cases(find_by_code("429960"), 120, years=1, seed=5, today=date(2026, 10, 31), echo=None)
+    if db.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL searches the tables themselves through GIN indexes")
+    indexed = dict(db.execute(text("SELECT rowid, names FROM case_search")).all())
+    names = dict(db.execute(text("SELECT case_id, group_concat(name, ' ') FROM party GROUP BY case_id")).all())
+    case_ids = set(db.scalars(select(Case.id)))
+    assert set(indexed) == case_ids
+    assert all(indexed[i] == names.get(i, "") for i in case_ids)
+    triggers = set(db.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+    assert set(SQLITE_ROW_TRIGGERS) <= triggers
+    later = make_case()
+    assert db.scalar(text("SELECT count(*) FROM case_search WHERE rowid = :i"), {"i": later.id}) == 1
+
+
+def test_a_failed_load_keeps_the_search_triggers(db):
+    from sqlalchemy import text
+
+    from app.cases.search import SQLITE_ROW_TRIGGERS, search_index_deferred
+    if db.get_bind().dialect.name != "sqlite":
+        pytest.skip("SQLite's search table only")
+    savepoint = db.begin_nested()
+    try:
+        with search_index_deferred(db.connection()):
+            assert not set(SQLITE_ROW_TRIGGERS) & set(db.scalars(text("SELECT name FROM sqlite_master")))
+            raise RuntimeError("the load failed")
+    except RuntimeError:
+        savepoint.rollback()
+    assert set(SQLITE_ROW_TRIGGERS) <= set(db.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))

@@ -15,6 +15,7 @@ and an ``after_create`` hook on the metadata calls it so ``create_all`` (tests) 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from sqlalchemy import Text, and_, bindparam, cast, column, event, exists, func, or_, select, text, union
 from sqlalchemy.dialects.postgresql import ARRAY, array
@@ -85,6 +86,32 @@ def install_search(connection: Connection) -> None:
         connection.exec_driver_sql(SQLITE_REBUILD)
     elif name == "postgresql":
         for ddl in POSTGRES_DDL:
+            connection.exec_driver_sql(ddl)
+
+
+SQLITE_ROW_TRIGGERS = ("case_search_ai", "party_search_ai")
+
+
+@contextmanager
+def search_index_deferred(connection: Connection):
+    """Around a large load of NEW cases with their parties (``app.benchgen``): on SQLite the
+    insert triggers of ``case_search`` are dropped for the load, the new cases are indexed with
+    one ``INSERT … SELECT`` at the end (``SQLITE_REBUILD``) and the triggers put back, all in
+    the caller's transaction (SQLite's DDL is transactional: a failed load gets its triggers
+    back with the rollback).  Why: fed one row at a time through triggers, each row a statement
+    of its own, FTS5 writes a tiny segment per statement and merges them again and again; the
+    cost per case grew with the cases already loaded (200,000 cases: 100 s in the triggers, 3 s
+    in one ``INSERT … SELECT``).  Parties added during the load to cases that existed before it
+    would not be indexed: the generator adds none.  PostgreSQL: nothing (GIN indexes)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    for trigger in SQLITE_ROW_TRIGGERS:
+        connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+    yield
+    connection.exec_driver_sql(SQLITE_REBUILD)
+    for ddl in SQLITE_DDL:
+        if any(f"EXISTS {trigger} " in ddl for trigger in SQLITE_ROW_TRIGGERS):
             connection.exec_driver_sql(ddl)
 
 
