@@ -335,6 +335,24 @@ def test_suggestions_rank_same_village_and_matching_specialty(db):
     assert [r.member.id for r in rows] == [both.id, busy.id, spec_only.id, village_only.id, neither.id]
 
 
+def test_case_page_shows_suggestions_to_mediators_only_and_reads_them_only_for_them(app, db, client, auth):
+    from tests.helpers import count_queries
+    case = mediation_case(village=VILLAGE)
+    roster_member(name="甲同村擅长", specialty="邻里纠纷")
+    db.commit()
+    seen_by = {}
+    for username in ("township_mediator", "county_leader"):
+        login(auth, username)
+        client.get(f"/cases/{case.number}")
+        with count_queries(app) as seen:
+            html = client.get(f"/cases/{case.number}").get_data(as_text=True)
+        seen_by[username] = (html, [q for q in seen if "roster_member" in q])
+    html, roster_sql = seen_by["township_mediator"]
+    assert 'data-testid="roster-suggestions"' in html and "甲同村擅长" in html and roster_sql
+    html, roster_sql = seen_by["county_leader"]
+    assert 'data-testid="roster-suggestions"' not in html and not roster_sql
+
+
 def test_follow_up_due_list_contents(db):
     me = user("township_mediator")
     due_late = mediation_case()

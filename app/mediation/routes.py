@@ -62,12 +62,16 @@ def case_section_context(case: Case) -> dict:
                             if lead is not None and case.is_open else None)
     ctx["lead"] = lead
     agreement = ctx["agreement"]
+    writable = case.status != "archived" and current_user.role in MEDIATOR_ROLES | {"grid_worker"}
+    is_mediator = current_user.role in MEDIATOR_ROLES
+    # the roster suggestions are shown only to a mediator who may write here: not read for others
+    # (a supervisor's or a leader's case page runs one statement fewer)
+    suggest = writable and is_mediator and case.status in ("pending_triage", "in_mediation")
     ctx.update(missing=services.completeness(case, ctx) if case.status == "closed" else [],
                confirmation_deadline=queries.confirmation_deadline(
                    case, (agreement.agreed_on if agreement is not None else None) or case.closed_on),
-               suggestions=queries.suggestions(case, 5) if case.status in ("pending_triage", "in_mediation") else [],
-               writable=case.status != "archived" and current_user.role in MEDIATOR_ROLES | {"grid_worker"},
-               is_mediator=current_user.role in MEDIATOR_ROLES, doc_kinds=documents.KINDS,
+               suggestions=queries.suggestions(case, 5) if suggest else [],
+               writable=writable, is_mediator=is_mediator, doc_kinds=documents.KINDS,
                change_kinds=CHANGE_KINDS, confirmation_results=CONFIRMATION_RESULTS)
     return ctx
 
