@@ -25,6 +25,7 @@ is seen after a restart, as Flask-Babel's own cache of the catalogue already req
 from __future__ import annotations
 
 from flask.globals import _cv_request
+from flask_babel import get_locale, get_translations
 from flask.templating import Environment as FlaskEnvironment
 from jinja2.ext import Extension
 from jinja2.lexer import (TOKEN_DOT, TOKEN_LBRACKET, TOKEN_LPAREN, TOKEN_MOD, TOKEN_NAME, TOKEN_RPAREN,
@@ -52,7 +53,6 @@ class LocaleEnvironment(FlaskEnvironment):
         ctx = _cv_request.get(None)
         if ctx is None or not ctx.app.config.get("FOLD_TEMPLATE_TRANSLATIONS", True):
             return None
-        from flask_babel import get_locale, get_translations
         locale = get_locale()
         if locale is None:
             return None

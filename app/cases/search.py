@@ -26,33 +26,34 @@ from app.cases.models import Case, Party
 from app.crypto import lookup_hash, normalise
 from app.db import Base
 
-SQLITE_DDL = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS case_search USING fts5(number, names, summary, tokenize='trigram')",
-    """CREATE TRIGGER IF NOT EXISTS case_search_ai AFTER INSERT ON dispute_case BEGIN
+SQLITE_TRIGGERS = {
+    "case_search_ai": """CREATE TRIGGER IF NOT EXISTS case_search_ai AFTER INSERT ON dispute_case BEGIN
          INSERT INTO case_search(rowid, number, names, summary) VALUES (new.id, new.number,
            coalesce((SELECT group_concat(name, ' ') FROM party WHERE case_id = new.id), ''), new.summary);
        END""",
-    """CREATE TRIGGER IF NOT EXISTS case_search_au AFTER UPDATE OF number, summary ON dispute_case BEGIN
+    "case_search_au": """CREATE TRIGGER IF NOT EXISTS case_search_au AFTER UPDATE OF number, summary ON dispute_case BEGIN
          UPDATE case_search SET number = new.number, summary = new.summary WHERE rowid = new.id;
        END""",
-    """CREATE TRIGGER IF NOT EXISTS case_search_ad AFTER DELETE ON dispute_case BEGIN
+    "case_search_ad": """CREATE TRIGGER IF NOT EXISTS case_search_ad AFTER DELETE ON dispute_case BEGIN
          DELETE FROM case_search WHERE rowid = old.id;
        END""",
-    """CREATE TRIGGER IF NOT EXISTS party_search_ai AFTER INSERT ON party BEGIN
+    "party_search_ai": """CREATE TRIGGER IF NOT EXISTS party_search_ai AFTER INSERT ON party BEGIN
          UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
            WHERE case_id = new.case_id), '') WHERE rowid = new.case_id;
        END""",
-    """CREATE TRIGGER IF NOT EXISTS party_search_au AFTER UPDATE OF name, case_id ON party BEGIN
+    "party_search_au": """CREATE TRIGGER IF NOT EXISTS party_search_au AFTER UPDATE OF name, case_id ON party BEGIN
          UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
            WHERE case_id = old.case_id), '') WHERE rowid = old.case_id;
          UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
            WHERE case_id = new.case_id), '') WHERE rowid = new.case_id;
        END""",
-    """CREATE TRIGGER IF NOT EXISTS party_search_ad AFTER DELETE ON party BEGIN
+    "party_search_ad": """CREATE TRIGGER IF NOT EXISTS party_search_ad AFTER DELETE ON party BEGIN
          UPDATE case_search SET names = coalesce((SELECT group_concat(name, ' ') FROM party
            WHERE case_id = old.case_id), '') WHERE rowid = old.case_id;
        END""",
-]
+}
+SQLITE_DDL = ["CREATE VIRTUAL TABLE IF NOT EXISTS case_search USING fts5(number, names, summary, tokenize='trigram')",
+              *SQLITE_TRIGGERS.values()]
 SQLITE_REBUILD = """INSERT INTO case_search(rowid, number, names, summary)
     SELECT c.id, c.number, coalesce((SELECT group_concat(p.name, ' ') FROM party p WHERE p.case_id = c.id), ''),
            c.summary FROM dispute_case c WHERE c.id NOT IN (SELECT rowid FROM case_search)"""
@@ -110,16 +111,14 @@ def search_index_deferred(connection: Connection):
         connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
     yield
     connection.exec_driver_sql(SQLITE_REBUILD)
-    for ddl in SQLITE_DDL:
-        if any(f"EXISTS {trigger} " in ddl for trigger in SQLITE_ROW_TRIGGERS):
-            connection.exec_driver_sql(ddl)
+    for trigger in SQLITE_ROW_TRIGGERS:
+        connection.exec_driver_sql(SQLITE_TRIGGERS[trigger])
 
 
 def drop_search(connection: Connection) -> None:
     """Undo ``install_search`` (migration downgrade)."""
     if connection.dialect.name == "sqlite":
-        for trig in ("case_search_ai", "case_search_au", "case_search_ad", "party_search_ai",
-                     "party_search_au", "party_search_ad"):
+        for trig in SQLITE_TRIGGERS:
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trig}")
         connection.exec_driver_sql("DROP TABLE IF EXISTS case_search")
     elif connection.dialect.name == "postgresql":

@@ -66,12 +66,13 @@ def case_section_context(case: Case) -> dict:
     is_mediator = current_user.role in MEDIATOR_ROLES
     # the roster suggestions are shown only to a mediator who may write here: not read for others
     # (a supervisor's or a leader's case page runs one statement fewer)
-    suggest = writable and is_mediator and case.status in ("pending_triage", "in_mediation")
+    can_write = writable and is_mediator
+    suggest = can_write and case.status in ("pending_triage", "in_mediation")
     ctx.update(missing=services.completeness(case, ctx) if case.status == "closed" else [],
                confirmation_deadline=queries.confirmation_deadline(
                    case, (agreement.agreed_on if agreement is not None else None) or case.closed_on),
                suggestions=queries.suggestions(case, 5) if suggest else [],
-               writable=writable, is_mediator=is_mediator, doc_kinds=documents.KINDS,
+               writable=writable, is_mediator=is_mediator, can_write=can_write, doc_kinds=documents.KINDS,
                change_kinds=CHANGE_KINDS, confirmation_results=CONFIRMATION_RESULTS)
     return ctx
 
