@@ -32,6 +32,10 @@ Fixtures
 Helper: ``login(page, username, password=DEMO_PASSWORD)`` logs in through the form, completes
 the second factor for ``admin`` (enrolment at the first login, then a code computed from the
 secret in the database), and waits for the 工作台 (``from tests.browser.conftest import login``).
+``open_action(page, name)`` opens a workflow-panel action's form and waits until Bootstrap's
+collapse has finished opening (a click into a form still animating can be lost: the mediation
+test's 受理 was, now and then, with no POST sent); ``submit(page, form)`` posts it and waits for
+the page it leads to.
 
 Every test under tests/browser/ is marked ``browser`` (``make test`` runs them on SQLite only).
 """
@@ -216,3 +220,20 @@ def finish_second_factor(page, username: str, live=None) -> None:
         return
     page.fill("input[name=code]", code)
     page.click("button[type=submit]")
+
+
+def open_action(page, name):
+    """The form of workflow action ``name`` on a case page, opened and fully shown."""
+    page.click(f"button[data-action={name}]")
+    form = page.locator(f"form[data-testid=form-{name}]")
+    form.wait_for(state="visible")
+    # Bootstrap's collapse animates its height: click into the form only once it is fully open
+    # ("collapse show", no longer "collapsing"), which takes longer on a loaded machine
+    page.locator(f"#wf-{name}.collapse.show").wait_for(state="visible")
+    return form
+
+
+def submit(page, form):
+    """Post the form and wait for the page it leads to (not just the current load state)."""
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.browser.conftest import open_action, submit
+
 pytestmark = pytest.mark.browser
 
 SHOTS = os.environ.get("MEDIATION_SHOTS", "/tmp")
@@ -39,8 +41,7 @@ def test_accept_joint_session_agreement_and_print(live_server, med_case, page, t
 
     # 受理 through the workflow panel
     page.goto(f"{base}/cases/{number}")
-    page.click("[data-action=accept]")
-    page.locator("[data-testid=form-accept] button[type=submit]").click()
+    submit(page, open_action(page, "accept"))
     expect(page.locator("[data-testid=new-session]")).to_be_visible()
 
     # a joint session: both parties, the lead, a department and a 五老 from the roster

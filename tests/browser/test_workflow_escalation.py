@@ -10,6 +10,8 @@ import threading
 
 import pytest
 
+from tests.browser.conftest import open_action, submit
+
 pytestmark = pytest.mark.browser
 
 PASSWORD = "Qingyuan@2026"
@@ -61,22 +63,6 @@ def login(browser, base, username):
     finish_second_factor(page, username)  # enrolment for admin; nobody here has a code yet
     page.wait_for_url(re.compile(r".*/$"))
     return page
-
-
-def open_action(page, name):
-    page.click(f"button[data-action={name}]")
-    form = page.locator(f"form[data-testid=form-{name}]")
-    form.wait_for(state="visible")
-    # Bootstrap's collapse animates its height: click into the form only once it is fully open
-    # ("collapse show", no longer "collapsing"), which takes longer on a loaded machine
-    page.locator(f"#wf-{name}.collapse.show").wait_for(state="visible")
-    return form
-
-
-def submit(page, form):
-    """Post the form and wait for the page it leads to (not just the current load state)."""
-    with page.expect_navigation():
-        form.locator("button[type=submit]").click()
 
 
 def test_escalate_accept_grade_sign_off_board(browser, wf_live_server):
