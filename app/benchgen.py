@@ -206,7 +206,8 @@ def generate_cases(county: OrgUnit, count: int, years: int = 10, seed: int = 202
                 for position, role in enumerate(("applicant", "respondent")):
                     name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
                     birth = date(rng.randint(1950, 2000), rng.randint(1, 12), rng.randint(1, 28))
-                    parties.append(dict(case_id=case_id, position=position, kind="person", name=name, role=role,
+                    parties.append(dict(case_id=case_id, village_id=village.id, position=position, kind="person",
+                                        name=name, role=role,
                                         gender=rng.choice(["male", "female"]),
                                         id_type="resident_id" if rng.random() < 0.4 else None,
                                         id_number=_id_number(rng, birth) if rng.random() < 0.4 else None,

@@ -48,7 +48,7 @@ def test_bulk_rows_read_back_as_core_insert_rows(db):
     party = Party.__table__
     for number, write in (("BULK-CORE", lambda rows: db.execute(insert(party), rows)),
                           ("BULK-COPY", lambda rows: bulk_insert(party, rows))):
-        write([dict(case_id=ids[number], position=p, name="张三", role="applicant", gender="male",
+        write([dict(case_id=ids[number], village_id=village.id, position=p, name="张三", role="applicant", gender="male",
                     id_type="resident_id", id_number="42022219800101123x" if p else None,
                     phone=" 138 0013 8000", address=None, agent=None) for p in range(2)])
     for position in range(2):

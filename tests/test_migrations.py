@@ -90,6 +90,7 @@ def test_upgrade_encrypts_personal_data_stored_in_plain_text(tmp_path):
     every ID number and phone encrypted and its lookup hash filled, and the search index rebuilt."""
     from sqlalchemy import text
 
+    from app.cases.search import SQLITE_TRIGGERS
     from app.crypto import decrypt, is_token, lookup_hash
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -118,6 +119,8 @@ def test_upgrade_encrypts_personal_data_stored_in_plain_text(tmp_path):
             rows = conn.execute(text("SELECT id, id_number, phone, id_number_hash, phone_hash FROM party "
                                      "ORDER BY id")).all()
             found = conn.execute(text("SELECT rowid FROM case_search WHERE case_search MATCH '排水沟'")).all()
+            villages = conn.execute(text("SELECT DISTINCT village_id FROM party")).scalars().all()
+            triggers = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
     finally:
         engine.dispose()
     (_, idn, phone, idn_hash, phone_hash), (_, none_id, none_phone, none_hash, _) = rows
@@ -127,3 +130,7 @@ def test_upgrade_encrypts_personal_data_stored_in_plain_text(tmp_path):
     assert phone_hash == lookup_hash("phone", "13800138000")
     assert none_id is None and none_phone is None and none_hash is None
     assert found == [(7,)]
+    # the parties carry their case's village (e5c1a7b3d9f2), and rebuilding ``party`` for it
+    # kept the search triggers
+    assert villages == [3]
+    assert triggers == set(SQLITE_TRIGGERS)

@@ -57,6 +57,32 @@ def test_repeats_are_scoped(db):
     assert [g for g in _groups("township_mediator") if g.basis == "id_number"] == []
 
 
+def test_repeats_for_case_reasons_scope_and_many_parties(db):
+    """The case page's repeats: each other case once, with every reason it matched, newest
+    first; a case outside the reader's area never named; and a case with more parties than the
+    statements kept per shape (over 8 conditions) answered the same way."""
+    a = make_case(registered_on=date(2026, 3, 1),
+                  parties=({"name": "周一", "id_number": ID_A, "phone": "13900003333"},))
+    b = make_case(registered_on=date(2026, 4, 1),
+                  parties=({"name": "周一", "id_number": ID_A, "phone": "13900003333"},))
+    c = make_case(registered_on=date(2026, 5, 1), village=VILLAGE_2, parties=({"name": "周二", "phone": "13900003333"},))
+    far = make_case(village=OTHER_TOWNSHIP_VILLAGE, parties=({"name": "周三", "id_number": ID_A},))
+    others = queries.repeats_for_case(user("county_supervisor"), a)
+    by_id = {o.id: reasons for o, reasons in others}
+    assert set(by_id) == {b.id, c.id, far.id}
+    assert by_id[b.id] == ["身份证号相同：周一", "电话相同：周一", "同村同名：周一"]
+    assert by_id[c.id] == ["电话相同：周一"] and by_id[far.id] == ["身份证号相同：周一"]
+    assert [o.registered_on for o, _ in others] == sorted((o.registered_on for o, _ in others), reverse=True)
+    # the township mediator's area holds a, b and c, not the other township's case
+    assert {o.id for o, _ in queries.repeats_for_case(user("township_mediator"), a)} == {b.id, c.id}
+    # nine conditions (three parties with ID, phone and name each): built for the one call
+    many = [{"name": f"吴{i}", "id_number": f"42022219900101{i:03d}X", "phone": f"1390000{i:04d}"} for i in range(3)]
+    d = make_case(parties=tuple(many))
+    e = make_case(parties=({"name": "吴2", "phone": "13900000002"},))
+    hits = queries.repeats_for_case(user("township_mediator"), d)
+    assert [(o.id, reasons) for o, reasons in hits] == [(e.id, ["电话相同：吴2", "同村同名：吴2"])]
+
+
 def _cluster_counts(today):
     return {(c.village.code, c.dispute_type): c.count for c in queries.clusters(user("county_supervisor"), today)}
 

@@ -106,7 +106,7 @@ def test_sql_comparison_of_an_encrypted_column_is_refused(db):
 def test_core_bulk_insert_fills_the_hashes(db):
     """The ledger importer and benchgen insert parties with Core executemany."""
     case = make_case(parties=[{"name": "甲", "role": "申请人"}])
-    rows = [dict(case_id=case.id, position=i + 1, kind="person", name=f"乙{i}", role="respondent",
+    rows = [dict(case_id=case.id, village_id=case.village_id, position=i + 1, kind="person", name=f"乙{i}", role="respondent",
                  id_number=(valid_id(f"4202221980010112{i}") if i != 1 else None), phone=f"1390000000{i}")
             for i in range(3)]
     session.execute(insert(Party.__table__), rows)

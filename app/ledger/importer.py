@@ -651,7 +651,8 @@ def _insert_cases(rows, lk, filename, deadline_for, user) -> None:
                           registered_by_id=getattr(user, "id", None), deadline_extended=False,
                           recurrence_count=0, version=1, updated_at=now))
         for p in row["parties"]:
-            parties.append(dict(case_id=case_id, position=p["position"], kind="person", name=p["name"],
+            parties.append(dict(case_id=case_id, village_id=row["village"].id, position=p["position"], kind="person",
+                                name=p["name"],
                                 role=p["role"], phone=(p["phone"] if p["phone"] and "*" not in p["phone"] else None)))
         timeline.append(dict(case_id=case_id, at=now, actor_id=getattr(user, "id", None),
                              actor_name=getattr(user, "display_name", None), action="import", from_status=None,
@@ -711,7 +712,9 @@ def _update_cases(rows, existing: dict[str, Any], filename, deadline_for, user) 
             match = current[p["position"]] if p["position"] < len(current) else None
             phone = p["phone"] if p["phone"] and "*" not in p["phone"] else None
             if match is None:
-                party_inserts.append(dict(case_id=case.id, position=p["position"], kind="person", name=p["name"],
+                # the row's village is the case's once the case updates below (which run first) are done
+                party_inserts.append(dict(case_id=case.id, village_id=row["village"].id, position=p["position"],
+                                          kind="person", name=p["name"],
                                           role=p["role"], phone=phone))
                 changed.setdefault("parties", True)
                 continue

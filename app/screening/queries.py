@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, exists, func, literal, select, union
+from sqlalchemy import and_, bindparam, func, literal, select, union
 from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
 from app.cases.models import Case, Party, TimelineEntry
-from app.cases.queries import scope_cases, scoped_prepared
+from app.cases.queries import area_clause, jurisdiction, scope_cases, scoped_prepared
 from app.cases.vocab import OPEN_STATUSES
-from app.db import prepared, session
+from app.db import session
 from app.orgs.models import OrgUnit
 from app.screening.models import Sweep, SweepFinding
 from app.screening.services import home_org, villages_in
@@ -184,35 +184,45 @@ REPEAT_REASONS = {"id": "身份证号相同：", "phone": "电话相同：", "na
 def _repeat_pairs(kinds: tuple[str, ...]):
     """The (case, condition) pairs of the repeat conditions ``kinds`` (``id``/``phone``/``name``,
     one per party and basis), as one UNION with a SELECT per condition (not one OR): each is
-    then an index-only lookup (the name on ix_party_name, the village on ix_case_village_id;
-    the OR made PostgreSQL fetch every party and case row of a common name, 95 ms at province
-    scale), and the condition's number rides along, so the reasons need no second pass.
-    Built once per shape (``app.db.prepared``) for the usual few parties."""
-    def build():
-        branches = []
-        for i, kind in enumerate(kinds):
-            value = bindparam(f"v{i}")
-            pair = select(Party.case_id, literal(i).label("condition"))
-            if kind == "name":
-                # the village checked per party of the name, one probe of ix_case_village_id
-                # (village_id, id) each: ``OFFSET 0`` keeps PostgreSQL from turning the EXISTS
-                # into a join, whose merge plan read all ~7,000 cases of the village (0.8 ms per
-                # name at 1,000,000 cases; a name's parties are ~240, most names far fewer)
-                in_village = exists(select(literal(1)).where(Case.id == Party.case_id,
-                                                             Case.village_id == bindparam("village")).offset(0))
-                branches.append(pair.where(Party.name == value, Party.kind == "person", in_village))
-            else:
-                branches.append(pair.where(Party.id_number_hash == value if kind == "id" else Party.phone_hash == value))
-        return union(*branches).limit(REPEAT_CANDIDATES)
-    # prepared on the server too: every branch is a key lookup or the per-party village probe,
-    # the same plan for any value, and planning the UNION cost 0.4–0.8 ms a case page
-    return prepared(("repeat_pairs", kinds), build, server_prepare=True) if len(kinds) <= 8 else build()
+    then one index range (the ID and phone hashes; the name within the village on ix_party_name,
+    the party row carrying its case's village), and the condition's number rides along, so the
+    reasons need no second pass."""
+    branches = []
+    for i, kind in enumerate(kinds):
+        value = bindparam(f"v{i}")
+        pair = select(Party.case_id, literal(i).label("condition"))
+        if kind == "name":
+            branches.append(pair.where(Party.name == value, Party.kind == "person",
+                                       Party.village_id == bindparam("village")))
+        else:
+            branches.append(pair.where(Party.id_number_hash == value if kind == "id" else Party.phone_hash == value))
+    return union(*branches).limit(REPEAT_CANDIDATES)
+
+
+def _repeat_statement(user: User, kinds: tuple[str, ...]) -> tuple:
+    """The visible cases among the repeat pairs of ``kinds``, each row a brief case
+    (``CASE_BRIEF``) with the number of the condition it matched (a case matching several
+    conditions comes once per condition), in one statement: the pairs are a subquery joined to
+    the cases on their key, with the user's area.  Built once per shape and kind of area
+    (``app.db.prepared``) for the usual few parties, and prepared on the server too: every
+    branch is a key lookup or the per-party village probe, the same plan for any value, and
+    planning the UNION cost 0.4–0.8 ms a case page.  One statement instead of the pairs and
+    then the cases: a round trip and an ORM execution fewer on every case page."""
+    def build(area):
+        pairs = _repeat_pairs(kinds).subquery("pairs")
+        return (select(*CASE_BRIEF, pairs.c.condition).join(pairs, pairs.c.case_id == Case.id)
+                .where(area, Case.id != bindparam("self")).order_by(Case.id, pairs.c.condition))
+    if len(kinds) <= 8:
+        return scoped_prepared(user, ("repeats", kinds), build, server_prepare=True)
+    kind, value = jurisdiction(user)  # an unusual case of many parties: built for this once
+    return build(area_clause(kind, bindparam("area"))), ({"area": value} if kind != "none" else {})
 
 
 def repeats_for_case(user: User, case: Case) -> list[tuple]:
     """Other visible cases sharing a party with ``case`` (ID number, phone or name in the same
     village), each with the reasons it matched: ``[(brief row, [reason, …]), …]``, newest first
-    (a brief row has ``id``, ``number``, ``dispute_type``, ``registered_on`` and ``status``)."""
+    (a brief row has ``id``, ``number``, ``dispute_type``, ``registered_on`` and ``status``);
+    at most 50 cases per condition (those with the lowest ids)."""
     conditions: list[tuple[str, str, str]] = []  # (kind, value, party name)
     for p in case.parties:
         if p.id_number_hash:
@@ -223,29 +233,21 @@ def repeats_for_case(user: User, case: Case) -> list[tuple]:
             conditions.append(("name", p.name, p.name))
     if not conditions:
         return []
-    # Two queries whatever the number of parties: the (case, condition) pairs, then the visible
-    # ones among those cases (at most 50 per condition).
-    params = {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id}
-    hits: dict[int, set[int]] = defaultdict(set)
-    for case_id, i in session.execute(_repeat_pairs(tuple(kind for kind, _, _ in conditions)), params):
-        if case_id != case.id:
-            hits[case_id].add(i)
-    if not hits:
-        return []
-    stmt, area = scoped_prepared(user, "repeat_cases", lambda clause: (
-        select(*CASE_BRIEF).where(clause, Case.id.in_(bindparam("ids", expanding=True)))
-        .order_by(Case.id).limit(bindparam("limit"))), server_prepare=True)
-    others = session.execute(stmt, area | {"ids": sorted(hits), "limit": 50 * len(conditions)}).all()
-    found: list[tuple] = []
-    for other in others:
-        reasons: list[str] = []
-        for i in sorted(hits[other.id]):
-            kind, _, name = conditions[i]
-            reason = REPEAT_REASONS[kind] + name
-            if reason not in reasons:
-                reasons.append(reason)
-        found.append((other, reasons))
-    return sorted(found, key=lambda e: e[0].registered_on, reverse=True)
+    stmt, area = _repeat_statement(user, tuple(kind for kind, _, _ in conditions))
+    params = {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id,
+                                                                             "self": case.id}
+    found: dict[int, tuple] = {}  # case id → (brief row, reasons), in id order
+    for row in session.execute(stmt, area | params):
+        entry = found.get(row.id)
+        if entry is None:
+            if len(found) == 50 * len(conditions):
+                break
+            entry = found[row.id] = (row, [])
+        kind, _, name = conditions[row.condition]
+        reason = REPEAT_REASONS[kind] + name
+        if reason not in entry[1]:
+            entry[1].append(reason)
+    return sorted(found.values(), key=lambda e: e[0].registered_on, reverse=True)
 
 
 # ---------------------------------------------------------------- clusters
