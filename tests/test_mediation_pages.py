@@ -74,3 +74,22 @@ def test_case_page_warns_when_lead_mediator_is_a_party(db, client, auth):
     login(auth, "township_mediator")
     page = client.get(f"/cases/{case.number}").get_data(as_text=True)
     assert 'data-testid="recusal-warning"' in page and "应当回避" in page
+
+
+def test_case_page_follow_up_lines_leave_out_what_was_not_recorded(db, client, auth):
+    """A ledger-imported follow-up often has no satisfaction and no visitor: the page names what
+    there is, without empty ``·`` separators."""
+    import re
+
+    from app.db import session
+    from app.cases.models import FollowUp
+    case = mediation_case("closed", outcome="success")
+    visited = today_local() - timedelta(days=3)
+    case.followed_up_on, case.performance, case.satisfaction = visited, "performed", None
+    session.add(FollowUp(case_id=case.id, visited_on=visited, performance="performed", notes="从台账导入"))
+    session.flush()
+    login(auth, "township_mediator")
+    page = client.get(f"/cases/{case.number}").get_data(as_text=True)
+    assert f"<dd class=\"col-8 col-md-10\">{visited} · 已履行</dd>" in page
+    follow_ups = re.search(r'data-testid="follow-ups">(.*?)</ul>', page, re.S).group(1)
+    assert f"<li>{visited} · 已履行 · — · 从台账导入</li>" in follow_ups
