@@ -93,3 +93,18 @@ def test_case_page_follow_up_lines_leave_out_what_was_not_recorded(db, client, a
     assert f"<dd class=\"col-8 col-md-10\">{visited} · 已履行</dd>" in page
     follow_ups = re.search(r'data-testid="follow-ups">(.*?)</ul>', page, re.S).group(1)
     assert f"<li>{visited} · 已履行 · — · 从台账导入</li>" in follow_ups
+
+
+def test_timeline_entry_without_an_actor_starts_with_its_status(db, client, auth):
+    """An imported entry names no actor: its line reads 「已办结」, not 「 · 已办结」."""
+    import re
+
+    from app.cases.models import TimelineEntry
+    from app.db import session
+    case = mediation_case("closed", outcome="success")
+    session.add(TimelineEntry(case_id=case.id, action="import", from_status=None, to_status="closed", note="从台账导入"))
+    session.flush()
+    login(auth, "township_mediator")
+    page = client.get(f"/cases/{case.number}").get_data(as_text=True)
+    timeline = re.search(r'data-testid="timeline">(.*?)</ul>', page, re.S).group(1)
+    assert '<div class="text-muted">已办结</div>' in timeline and '<div class="text-muted"> · ' not in timeline
