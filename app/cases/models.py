@@ -65,9 +65,8 @@ class Case(Base):
         Index("ix_case_township_closed", "township_id", "closed_on", "status", "registered_on", "risk_level",
               "outcome", "handling_level", "deadline_on", "followed_up_on", "satisfaction", "performance"),
         Index("ix_case_village_closed", "village_id", "closed_on"),
-        # "is case X in village V" answered from the index (the 同村同名 repeats probe it per name match)
-        # unique (trivially: id is the key) so that a party's (village, case) can reference it
-        # and follow a case moved to another village (``Party.village_id``)
+        # a village's cases by id; unique (trivially: id is the key) so that a party's (village,
+        # case) can reference it and follow a case moved to another village (``Party.village_id``)
         Index("ix_case_village_id", "village_id", "id", unique=True),
         Index("ix_case_status", "status"),
         # the dashboard's open, overdue and high-risk counts of a county: index-only

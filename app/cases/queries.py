@@ -84,15 +84,20 @@ def scope_cases(user: User, stmt: Optional[Select] = None, county_indexed: bool 
     return stmt.where(jurisdiction_clause(user, county_indexed=county_indexed))
 
 
-def scoped_prepared(user: User, name: str, build, server_prepare: bool = False) -> tuple[Select, dict]:
+def scoped_prepared(user: User, name, build, server_prepare: bool = False,
+                    keep: bool = True) -> tuple[Select, dict]:
     """A statement of the cases ``user`` may see, built once per process and kind of area
     (``app.db.prepared``): ``build(area)`` gets the area's WHERE clause with its id as the
     bound parameter ``area``; returns the statement and the parameters to run it with (add the
     statement's own).  For the pages opened most (the case page), where building the same
     statement again on every request cost more than running it.  ``server_prepare``: see
-    ``app.db.prepared``."""
+    ``app.db.prepared``.  ``keep=False``: built for this call only (an unusual shape not worth
+    a place among the kept statements), with the same parameters."""
     kind, value = jurisdiction(user)
-    stmt = prepared((name, kind), lambda: build(area_clause(kind, bindparam("area"))), server_prepare)
+
+    def built():
+        return build(area_clause(kind, bindparam("area")))
+    stmt = prepared((name, kind), built, server_prepare) if keep else built()
     return stmt, ({"area": value} if kind != "none" else {})
 
 

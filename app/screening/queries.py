@@ -13,7 +13,7 @@ from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
 from app.cases.models import Case, Party, TimelineEntry
-from app.cases.queries import area_clause, jurisdiction, scope_cases, scoped_prepared
+from app.cases.queries import scope_cases, scoped_prepared
 from app.cases.vocab import OPEN_STATUSES
 from app.db import session
 from app.orgs.models import OrgUnit
@@ -205,17 +205,15 @@ def _repeat_statement(user: User, kinds: tuple[str, ...]) -> tuple:
     conditions comes once per condition), in one statement: the pairs are a subquery joined to
     the cases on their key, with the user's area.  Built once per shape and kind of area
     (``app.db.prepared``) for the usual few parties, and prepared on the server too: every
-    branch is a key lookup or the per-party village probe, the same plan for any value, and
+    branch is one index range and the join a key lookup, the same plan for any value, and
     planning the UNION cost 0.4–0.8 ms a case page.  One statement instead of the pairs and
     then the cases: a round trip and an ORM execution fewer on every case page."""
     def build(area):
         pairs = _repeat_pairs(kinds).subquery("pairs")
         return (select(*CASE_BRIEF, pairs.c.condition).join(pairs, pairs.c.case_id == Case.id)
                 .where(area, Case.id != bindparam("self")).order_by(Case.id, pairs.c.condition))
-    if len(kinds) <= 8:
-        return scoped_prepared(user, ("repeats", kinds), build, server_prepare=True)
-    kind, value = jurisdiction(user)  # an unusual case of many parties: built for this once
-    return build(area_clause(kind, bindparam("area"))), ({"area": value} if kind != "none" else {})
+    # a case of more than a few parties: built for the one call, not kept
+    return scoped_prepared(user, ("repeats", kinds), build, server_prepare=True, keep=len(kinds) <= 8)
 
 
 def repeats_for_case(user: User, case: Case) -> list[tuple]:
