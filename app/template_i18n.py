@@ -36,11 +36,27 @@ from markupsafe import escape
 GETTEXT_NAME = "_"
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class LocaleEnvironment(FlaskEnvironment):
     """Flask's environment, choosing a per-language overlay for templates loaded in a request."""
 
     folded_locale: str | None = None  # set on the overlays only
     folded_translations = None
+
+    def getattr(self, obj, attribute):
+        """``obj.attribute`` in a template, as Jinja answers it, without its exception for a
+        plain dict's key: Jinja tries the attribute first and catches the ``AttributeError``
+        before it reads the key, and the pages read context dicts that way ~90 times each (the
+        navigation's entries, the case page's sections).  A ``dict`` (not a subclass) has no
+        attributes but its type's, so a name that is not one of those can only be a key."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def _load_template(self, name, globals):
         if self.folded_locale is None:

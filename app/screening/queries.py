@@ -15,7 +15,7 @@ from app.accounts.models import User
 from app.cases.models import Case, Party, TimelineEntry
 from app.cases.queries import scope_cases, scoped_prepared
 from app.cases.vocab import OPEN_STATUSES
-from app.db import session
+from app.db import select_rows, session
 from app.orgs.models import OrgUnit
 from app.screening.models import Sweep, SweepFinding
 from app.screening.services import home_org, villages_in
@@ -235,7 +235,7 @@ def repeats_for_case(user: User, case: Case) -> list[tuple]:
     params = {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id,
                                                                              "self": case.id}
     found: dict[int, tuple] = {}  # case id → (brief row, reasons), in id order
-    for row in session.execute(stmt, area | params):
+    for row in select_rows(stmt, area | params):
         entry = found.get(row.id)
         if entry is None:
             if len(found) == 50 * len(conditions):
@@ -331,9 +331,9 @@ def cluster_for_case(user: User, case: Case, shown: int = CLUSTER_SHOWN) -> Case
                Case.registered_on < bindparam("until"))
         .order_by(Case.registered_on.desc(), Case.id.desc()).limit(bindparam("shown"))), server_prepare=True)
     since, until = case.registered_on - timedelta(days=window), case.registered_on + timedelta(days=window)
-    rows = list(session.execute(stmt, area | {
+    rows = select_rows(stmt, area | {
         "village": case.village_id, "type": case.dispute_type, "id": case.id, "since": since, "until": until,
-        "shown": shown}))
+        "shown": shown})
     return CaseCluster(total=rows[0].total if rows else 0, cases=rows,
                        first_day=since + timedelta(days=1), last_day=until - timedelta(days=1),
                        window=window, threshold=threshold)

@@ -6,7 +6,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 
 from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
-from app.db import prepared, session, transaction_memo
+from app.db import prepared, select_rows, session, transaction_memo
 from app.settings.models import CaseSource, DisputeType, RiskFactor, Setting
 
 # Deadlines of PRODUCT.md §4; "unit" is calendar or working days (admin setting per kind).
@@ -76,11 +76,12 @@ def get_setting(key: str) -> Any:
     write or the transaction's end forgets them), so a page that needs several settings
     (deadlines, cluster window and threshold, sign-off hours) costs one query."""
     memo = transaction_memo("qy_settings", forget_at_flush=False)
-    rows = memo.get("rows")
-    if rows is None:
-        rows = memo["rows"] = {r.key: r for r in session.scalars(prepared("settings.all", lambda: select(Setting), server_prepare=True))}
-    row = rows.get(key)
-    return row.value if row is not None else DEFAULTS.get(key)
+    values = memo.get("values")
+    if values is None:
+        # plain rows, not entities: read on nearly every page, changed almost never
+        values = memo["values"] = dict(select_rows(prepared(
+            "settings.all", lambda: select(Setting.key, Setting.value), server_prepare=True)))
+    return values[key] if key in values else DEFAULTS.get(key)
 
 
 def set_setting(key: str, value: Any) -> None:
@@ -90,9 +91,9 @@ def set_setting(key: str, value: Any) -> None:
         session.add(row)
     else:
         row.value = value
-    rows = transaction_memo("qy_settings", forget_at_flush=False).get("rows")
-    if rows is not None:
-        rows[key] = row
+    values = transaction_memo("qy_settings", forget_at_flush=False).get("values")
+    if values is not None:
+        values[key] = value
     session.flush()
 
 

@@ -15,7 +15,7 @@ from app.cases.models import Case, RiskGrading, SignOff, SupervisionOrder
 from app.cases import services
 from app.cases.queries import department_tasks_of, has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
-from app.db import prepared, session
+from app.db import prepared, select_rows, session
 from app.orgs.models import OrgUnit
 from app.settings.services import get_setting
 from app.templating import SHANGHAI, today_local
@@ -31,7 +31,7 @@ def _names(ids) -> dict[int, str]:
         return {}
     stmt = prepared("panel.names", lambda: select(User.id, User.display_name)
                     .where(User.id.in_(bindparam("ids", expanding=True))), server_prepare=True)
-    return dict(session.execute(stmt, {"ids": sorted(ids)}).all())
+    return dict(select_rows(stmt, {"ids": sorted(ids)}))
 
 
 def panel_context(case: Case) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def panel_context(case: Case) -> dict[str, Any]:
         [u for s in sign_offs for u in (s.task_force or {}).get("users", [])] + (case.co_mediator_ids or [])
     dept_ids = [d for s in sign_offs for d in (s.task_force or {}).get("departments", [])]
     org_ids = dept_ids + [o.responsible_org_id for o in orders] + [o.issuing_org_id for o in orders]
-    org_names = dict(session.execute(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(org_ids))).all()) \
+    org_names = dict(select_rows(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(org_ids)))) \
         if org_ids else {}
     actions = actions_for(current_user, case)
     names = {a.name for a in actions}
