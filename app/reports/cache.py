@@ -58,6 +58,7 @@ REPORT_TABLES = frozenset({"dispute_case", "reception_entry", "sweep", "org_unit
                            "setting"})
 GLOBAL = 0
 DEFAULT_SIZE = 512
+GLOBAL_NOTED = "generation_global"  # session.info: the global counter read with the user (note_global)
 
 
 class DataGeneration(Base):
@@ -152,11 +153,13 @@ def _bump_before_commit(sess) -> None:
 def _forget(sess) -> None:
     sess.info.pop("generation_scopes", None)
     sess.info.pop("generation_read", None)
+    sess.info.pop(GLOBAL_NOTED, None)
 
 
 @event.listens_for(session, "after_commit")
 def _forget_read(sess) -> None:
     sess.info.pop("generation_read", None)
+    sess.info.pop(GLOBAL_NOTED, None)
 
 
 def bump(scopes: Iterable[int], sess=None) -> None:
@@ -175,6 +178,23 @@ def bump(scopes: Iterable[int], sess=None) -> None:
 def bump_all(sess=None) -> None:
     """Invalidate every cached report (the global counter): after a rebuild or an outside write."""
     bump([GLOBAL], sess)
+
+
+def global_counter_columns(alias_name: str = "qy_generation"):
+    """(the outer-joined global counter row, its value and nonce as columns): added to the
+    statement that loads the logged-in user (``load_user_from_cookie``), which every page runs
+    first, so the global counter costs no statement of its own; hand the two values to
+    ``note_global``."""
+    from sqlalchemy.orm import aliased
+    row = aliased(DataGeneration, name=alias_name)
+    return row, row.value.label("qy_generation_value"), row.nonce.label("qy_generation_nonce")
+
+
+def note_global(value: Optional[int], nonce: Optional[int]) -> None:
+    """Remember the global counter as this transaction read it (with the user, before anything
+    else), until the transaction ends: ``cached_global`` keys on it."""
+    if value is not None and nonce is not None:
+        session.info[GLOBAL_NOTED] = (value, nonce)
 
 
 # ---------------------------------------------------------------- the cache
@@ -239,6 +259,24 @@ def _generation(county_id: int) -> Optional[tuple]:
     key = None if GLOBAL not in rows else rows[GLOBAL] + rows.get(county_id, (0, 0))
     read[county_id] = key
     return key
+
+
+def cached_global(what: str, compute: Callable[[], T]) -> T:
+    """``compute()``, or what it returned in this process at the same global counter, for data
+    that no county's writes change (the system settings: any committed change to them bumps the
+    global counter).  Only with the counter noted for this transaction (``note_global``: a page
+    of a logged-in user) and no uncommitted write to a report table of its own; otherwise it
+    computes.  The result is shared, never copied: callers must not change it."""
+    size = _size()
+    noted = session.info.get(GLOBAL_NOTED)
+    if size <= 0 or noted is None or _pending_report_writes(session):
+        return compute()
+    key = (what, GLOBAL, noted)
+    hit = _cache.get(key)
+    if hit is None:
+        hit = compute()
+        _cache.put(key, hit, size)
+    return hit
 
 
 def cached(what: str, org, params: tuple, compute: Callable[[], T], frozen: bool = False) -> T:

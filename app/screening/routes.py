@@ -4,6 +4,7 @@ from a phone, repeat parties and clusters, hot spots, the early-warning board an
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -22,7 +23,7 @@ from app.screening.models import Sweep
 from app.screening.services import (coverage, file_sweep, flag_criminal, home_org, org_visible, period_of,
                                     previous_periods, sweep_village)
 from app.settings.services import active_types
-from app.templating import today_local
+from app.templating import fixed_url, today_local
 
 bp = Blueprint("screening", __name__, url_prefix="/screening")
 
@@ -237,9 +238,10 @@ def _case_extras(case):
     from app.screening.services import can_flag_criminal
     cluster = queries.cluster_for_case(current_user, case)
     # the whole window in the ledger (this case among them), when the page names only the newest
-    cluster_url = url_for("cases.index", village=case.village.code, type=case.dispute_type,
-                          **{"from": cluster.first_day.isoformat(), "to": cluster.last_day.isoformat()}) \
-        if cluster.total > len(cluster.cases) else None
+    # the ledger filtered to the window (its fixed address and a query string: no trip through the URL map)
+    cluster_url = fixed_url("cases.index") + "?" + urlencode(
+        {"village": case.village.code, "type": case.dispute_type, "from": cluster.first_day.isoformat(),
+         "to": cluster.last_day.isoformat()}) if cluster.total > len(cluster.cases) else None
     return {"repeats": queries.repeats_for_case(current_user, case), "cluster": cluster, "cluster_url": cluster_url,
             "can_flag": can_flag_criminal(current_user)}
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.cases.vocab import DEFAULT_SOURCES, DEFAULT_TYPES
 from app.db import prepared, select_rows, session, transaction_memo
 from app.settings.models import CaseSource, DisputeType, RiskFactor, Setting
+from app.reports import cache as report_cache
 
 # Deadlines of PRODUCT.md §4; "unit" is calendar or working days (admin setting per kind).
 DEFAULTS: dict[str, Any] = {
@@ -78,10 +79,15 @@ def get_setting(key: str) -> Any:
     memo = transaction_memo("qy_settings", forget_at_flush=False)
     values = memo.get("values")
     if values is None:
-        # plain rows, not entities: read on nearly every page, changed almost never
-        values = memo["values"] = dict(select_rows(prepared(
-            "settings.all", lambda: select(Setting.key, Setting.value), server_prepare=True)))
+        # read on nearly every page, changed almost never: kept per process while the global
+        # write counter (which any committed change to a setting bumps) stays the same
+        values = memo["values"] = report_cache.cached_global("settings", _all_settings)
     return values[key] if key in values else DEFAULTS.get(key)
+
+
+def _all_settings() -> dict[str, Any]:
+    return dict(select_rows(prepared("settings.all", lambda: select(Setting.key, Setting.value),
+                                     server_prepare=True)))
 
 
 def set_setting(key: str, value: Any) -> None:
@@ -91,9 +97,9 @@ def set_setting(key: str, value: Any) -> None:
         session.add(row)
     else:
         row.value = value
-    values = transaction_memo("qy_settings", forget_at_flush=False).get("values")
-    if values is not None:
-        values[key] = value
+    memo = transaction_memo("qy_settings", forget_at_flush=False)
+    if memo.get("values") is not None:
+        memo["values"] = {**memo["values"], key: value}  # a new dict: the old one may be shared (cached_global)
     session.flush()
 
 

@@ -1,0 +1,89 @@
+"""The system settings are kept per process while the global write counter stays the same
+(``app.reports.cache.cached_global``), the counter being read with the logged-in user
+(``load_user_from_cookie``): a page costs no statement for them, and a committed change is
+seen by the next request; a transaction's own change is seen at once."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app import db as app_db
+from app.accounts.models import User
+from app.accounts.services import load_user_from_cookie
+from app.reports import cache as report_cache
+from app.settings.services import get_setting, set_setting
+from tests.helpers import count_queries
+
+KEY = "cluster.window_days"
+
+
+def _settings_reads(seen: list[str]) -> int:
+    return sum(1 for sql in seen if "FROM setting" in sql)
+
+
+def _new_request(user: User) -> None:
+    """What a request of a logged-in user starts with: a new transaction, the user's statement."""
+    app_db.session.commit()
+    assert load_user_from_cookie(f"{user.id}:{user.session_version}") is not None
+
+
+def _supervisor() -> User:
+    return app_db.session.scalar(select(User).where(User.username == "county_supervisor"))
+
+
+def test_settings_are_read_once_per_counter(app, db):
+    user = _supervisor()
+    with app.test_request_context("/"):
+        _new_request(user)
+        with count_queries(app) as seen:
+            first = get_setting(KEY)
+        assert _settings_reads(seen) == 1  # not cached yet
+        _new_request(user)
+        with count_queries(app) as seen:
+            assert get_setting(KEY) == first
+            assert get_setting("cluster.threshold") is not None
+        assert _settings_reads(seen) == 0  # from this process's cache
+
+
+def test_a_committed_change_is_seen_by_the_next_request(app, db):
+    user = _supervisor()
+    with app.test_request_context("/"):
+        _new_request(user)
+        before = get_setting(KEY)
+        _new_request(user)
+        set_setting(KEY, before + 7)
+        assert get_setting(KEY) == before + 7  # this transaction's own change
+        _new_request(user)  # the commit bumped the global counter
+        with count_queries(app) as seen:
+            assert get_setting(KEY) == before + 7
+        assert _settings_reads(seen) == 1
+        # the value kept under the old counter was not changed in place
+        key = ("settings", report_cache.GLOBAL)
+        kept = [v for k, v in report_cache._cache.items.items() if k[:2] == key]
+        assert sorted(v[KEY] for v in kept if KEY in v) in ([before, before + 7], [before + 7])
+
+
+def test_a_transaction_that_wrote_a_setting_bypasses_the_cache(app, db):
+    user = _supervisor()
+    with app.test_request_context("/"):
+        _new_request(user)
+        before = get_setting(KEY)
+        _new_request(user)
+        set_setting(KEY, before + 1)
+        app_db.session.info.pop("qy_settings", None)  # as a Core write in the transaction would forget it
+        with count_queries(app) as seen:
+            assert get_setting(KEY) == before + 1
+        assert _settings_reads(seen) == 1
+        app_db.session.rollback()
+        _new_request(user)
+        assert get_setting(KEY) == before
+
+
+def test_without_a_logged_in_user_settings_are_read_from_the_database(app, db):
+    with app.test_request_context("/"):
+        app_db.session.commit()
+        get_setting(KEY)
+        for _ in range(2):
+            app_db.session.commit()
+            with count_queries(app) as seen:
+                get_setting(KEY)
+            assert _settings_reads(seen) == 1  # no counter noted: no cache (CLI, API tokens)
