@@ -87,3 +87,32 @@ def test_without_a_logged_in_user_settings_are_read_from_the_database(app, db):
             with count_queries(app) as seen:
                 get_setting(KEY)
             assert _settings_reads(seen) == 1  # no counter noted: no cache (CLI, API tokens)
+
+
+def test_the_counters_read_with_the_user_are_the_ones_the_report_cache_reads(app, db):
+    from tests.screening_factories import make_case
+    user = _supervisor()
+    county_id = user.org.id if user.org.level == "county" else user.org.county_id
+    case = make_case()
+    with app.test_request_context("/"):
+        _new_request(user)
+        with count_queries(app) as seen:
+            noted = report_cache._generation(county_id)
+        assert seen == [] and noted is not None  # read with the user: no statement of its own
+        app_db.session.info.pop("generation_read")
+        assert report_cache._generation(county_id) == noted  # what reading them now gives
+        # a committed write in the county changes the county's counter for the next request
+        case.notes = (case.notes or "") + "。"
+        _new_request(user)
+        after = report_cache._generation(county_id)
+        assert after[:2] == noted[:2] and after[2] == noted[2] + 1 and after[3] == noted[3]
+
+
+def test_a_logged_in_report_page_reads_no_counter_of_its_own(app, db, client, auth):
+    from tests.intake_helpers import login
+    login(auth, "county_supervisor")
+    client.get("/reports/")
+    with count_queries(app) as seen:
+        assert client.get("/reports/").status_code == 200
+    assert not [sql for sql in seen if sql.lstrip().startswith("SELECT data_generation")]
+    assert len(seen) == 1  # the user's statement, with the counters; the figures from the cache

@@ -241,22 +241,24 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
         return None
     # a statement built once per process (``app.db.prepared``): every request of a logged-in
     # user runs it, and ``session.get`` derives its statement's cache key anew each time.  It
-    # also reads the global write counter, which keys the settings cache (``get_setting``):
-    # one statement instead of two on nearly every page.
+    # also reads the write counters the caches are keyed on (``app.reports.cache``): the
+    # settings, the ledger's filter choices and the reports then cost no statement for them.
     row = session.execute(prepared("user.by_id", _user_statement, server_prepare=True), {"id": uid}).one_or_none()
     if row is None:
         return None
-    user, generation, nonce = row
+    user, *counters = row
     if user.session_version != version or not user.active:
         return None
-    report_cache.note_global(generation, nonce)
+    report_cache.note_counters(*counters)
     return user
 
 
 def _user_statement():
-    counter, value, nonce = report_cache.global_counter_columns()
-    return (select(User, value, nonce).outerjoin(counter, counter.scope == report_cache.GLOBAL)
-            .where(User.id == bindparam("id")))
+    joins, columns = report_cache.counter_columns(User.org_id)
+    source = User.__table__
+    for target, on in joins:
+        source = source.outerjoin(target, on)
+    return select(User, *columns).select_from(source).where(User.id == bindparam("id"))
 
 
 def _token_digest(token: str) -> str:

@@ -58,7 +58,7 @@ REPORT_TABLES = frozenset({"dispute_case", "reception_entry", "sweep", "org_unit
                            "setting"})
 GLOBAL = 0
 DEFAULT_SIZE = 512
-GLOBAL_NOTED = "generation_global"  # session.info: the global counter read with the user (note_global)
+GLOBAL_NOTED = "generation_global"  # session.info: the global counter read with the user (note_counters)
 
 
 class DataGeneration(Base):
@@ -173,6 +173,7 @@ def bump(scopes: Iterable[int], sess=None) -> None:
         sess.execute(stmt.on_conflict_do_update(index_elements=[table.c.scope],
                                                 set_={"value": table.c.value + 1}))
     sess.info.pop("generation_read", None)
+    sess.info.pop(GLOBAL_NOTED, None)
 
 
 def bump_all(sess=None) -> None:
@@ -180,21 +181,41 @@ def bump_all(sess=None) -> None:
     bump([GLOBAL], sess)
 
 
-def global_counter_columns(alias_name: str = "qy_generation"):
-    """(the outer-joined global counter row, its value and nonce as columns): added to the
-    statement that loads the logged-in user (``load_user_from_cookie``), which every page runs
-    first, so the global counter costs no statement of its own; hand the two values to
-    ``note_global``."""
+def counter_columns(user_org_id) -> tuple[list, list]:
+    """For the statement that loads the logged-in user (``load_user_from_cookie``), which every
+    page runs first: (the outer joins, the columns) that read the global counter and the
+    counter of the user's county with it, so neither costs a statement of its own (a list page
+    ran four, a report page two).  ``user_org_id``: the user's ``org_id`` column.  Hand the
+    columns' values to ``note_counters``."""
+    from sqlalchemy import case as sql_case
+    from sqlalchemy import func
     from sqlalchemy.orm import aliased
-    row = aliased(DataGeneration, name=alias_name)
-    return row, row.value.label("qy_generation_value"), row.nonce.label("qy_generation_nonce")
+
+    from app.orgs.models import OrgUnit
+    org = aliased(OrgUnit, name="qy_user_org")
+    county_id = sql_case((org.level == "county", org.id), else_=org.county_id)
+    glob = aliased(DataGeneration, name="qy_global_counter")
+    county = aliased(DataGeneration, name="qy_county_counter")
+    joins = [(glob, glob.scope == GLOBAL), (org, org.id == user_org_id),
+             (county, county.scope == func.coalesce(county_id, -1))]
+    columns = [glob.value.label("qy_global_value"), glob.nonce.label("qy_global_nonce"),
+               county_id.label("qy_county_id"), county.value.label("qy_county_value"),
+               county.nonce.label("qy_county_nonce")]
+    return joins, columns
 
 
-def note_global(value: Optional[int], nonce: Optional[int]) -> None:
-    """Remember the global counter as this transaction read it (with the user, before anything
-    else), until the transaction ends: ``cached_global`` keys on it."""
-    if value is not None and nonce is not None:
-        session.info[GLOBAL_NOTED] = (value, nonce)
+def note_counters(global_value: Optional[int], global_nonce: Optional[int], county_id: Optional[int],
+                  county_value: Optional[int], county_nonce: Optional[int]) -> None:
+    """Remember the counters as this transaction read them (with the user, before anything
+    else) until it ends or writes: what ``_generation`` would read for the user's county, and
+    the global counter ``cached_global`` keys on.  Nothing without a global row (nothing is
+    cached then)."""
+    if global_value is None or global_nonce is None:
+        return
+    session.info[GLOBAL_NOTED] = (global_value, global_nonce)
+    if county_id is not None:
+        session.info.setdefault("generation_read", {})[county_id] = \
+            (global_value, global_nonce) + ((county_value, county_nonce) if county_value is not None else (0, 0))
 
 
 # ---------------------------------------------------------------- the cache
@@ -264,7 +285,7 @@ def _generation(county_id: int) -> Optional[tuple]:
 def cached_global(what: str, compute: Callable[[], T]) -> T:
     """``compute()``, or what it returned in this process at the same global counter, for data
     that no county's writes change (the system settings: any committed change to them bumps the
-    global counter).  Only with the counter noted for this transaction (``note_global``: a page
+    global counter).  Only with the counter noted for this transaction (``note_counters``: a page
     of a logged-in user) and no uncommitted write to a report table of its own; otherwise it
     computes.  The result is shared, never copied: callers must not change it."""
     size = _size()
