@@ -19,7 +19,7 @@ from app.cases.export import export_cases
 from app.cases.forms import AttachmentForm, CaseEditForm, IntakeForm, PartyForm, choices_after_blank
 from app.cases.intake import possible_duplicates, prepare_intake, register_case
 from app.cases.queries import (SORTS, CaseFilters, attachments_of, case_detail, get_visible_case, grids_of,
-                               list_filter_choices, page_of_cases, villages_in_jurisdiction)
+                               list_filter_choices, page_of_cases, timeline_of, villages_in_jurisdiction)
 from app.db import session
 from app.cases.services import can_edit_case, case_field_values, update_case_details
 from app.errors import PermissionDenied, ValidationFailed
@@ -197,9 +197,10 @@ def new():
 def _detail_context(case, show_full: bool = False) -> dict:
     # the registrar, the lead mediator and the timeline's actors in one query (the sections
     # that name them later find them in the session)
-    ids = {case.registered_by_id, case.lead_mediator_id, *[t.actor_id for t in case.timeline]} - {None}
+    timeline = timeline_of(case)
+    ids = {case.registered_by_id, case.lead_mediator_id, *[t.actor_id for t in timeline]} - {None}
     users = {u.id: u for u in session.scalars(users_by_id(), {"ids": sorted(ids)})} if ids else {}
-    return {"case": case, "show_full": show_full, "attachments": attachments_of(case),
+    return {"case": case, "timeline": timeline, "show_full": show_full, "attachments": attachments_of(case),
             "users": users, "timeline_labels": TIMELINE_LABELS, "today": today_local(),
             "can_unmask": current_user.role in UNMASK_ROLES, "can_edit": can_edit_case(current_user, case),
             "can_upload": current_user.role not in READ_ONLY_ROLES and case.status != "archived"}

@@ -22,7 +22,7 @@ from app.errors import DomainError, InvalidTransition, PermissionDenied, StaleRe
 from app.mediation import documents, queries, services
 from app.mediation import todos  # noqa: F401  (registers the 司法确认 reminder)
 from app.mediation.models import CHANGE_KINDS, CONFIRMATION_RESULTS, ROSTER_KINDS, RosterMember
-from app.templating import today_local
+from app.templating import case_link, today_local
 
 bp = Blueprint("mediation", __name__, url_prefix="/mediation")
 
@@ -50,7 +50,7 @@ def _section_helpers():
 def full_form_links(case: Case) -> list[tuple[str, str]]:
     """(action, url) of the full mediation forms the current user may open on ``case``: the
     workflow panel links to them instead of offering a bare quick form."""
-    return [(name, url_for(endpoint, number=case.number))
+    return [(name, case_link(endpoint, case.number))
             for name, endpoint in services.full_form_actions(current_user, case)]
 
 
