@@ -56,7 +56,16 @@ class LocaleEnvironment(FlaskEnvironment):
                 return obj[attribute]
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
+        # the rest is ``jinja2.Environment.getattr`` as written (Jinja 3.1), inlined: this runs
+        # some three hundred times a page
+        try:
+            return getattr(obj, attribute)
+        except AttributeError:
+            pass
+        try:
+            return obj[attribute]
+        except (TypeError, LookupError, AttributeError):
+            return self.undefined(obj=obj, name=attribute)
 
     def _load_template(self, name, globals):
         if self.folded_locale is None:
@@ -69,6 +78,16 @@ class LocaleEnvironment(FlaskEnvironment):
         ctx = _cv_request.get(None)
         if ctx is None or not ctx.app.config.get("FOLD_TEMPLATE_TRANSLATIONS", True):
             return None
+        # a page loads half a dozen templates (layout, macros, the case page's sections): the
+        # overlay is found once per request
+        memo = ctx.request.environ.setdefault("qingyuan.memo", {})
+        key = ("template_overlay", id(self))
+        if key in memo:
+            return memo[key]
+        overlay = memo[key] = self._overlay_for_locale()
+        return overlay
+
+    def _overlay_for_locale(self) -> "LocaleEnvironment | None":
         locale = get_locale()
         if locale is None:
             return None
