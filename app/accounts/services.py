@@ -12,6 +12,7 @@ from typing import Optional
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import aliased, contains_eager
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts import totp
@@ -254,11 +255,14 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
 
 
 def _user_statement():
-    joins, columns = report_cache.counter_columns(User.org_id)
-    source = User.__table__
+    """The user with their unit (one join serving both the eager ``org`` and the county's counter)."""
+    org = aliased(OrgUnit, name="qy_user_org")
+    joins, columns = report_cache.counter_columns(org)
+    source = User.__table__.outerjoin(org, org.id == User.org_id)
     for target, on in joins:
         source = source.outerjoin(target, on)
-    return select(User, *columns).select_from(source).where(User.id == bindparam("id"))
+    return (select(User, *columns).select_from(source).options(contains_eager(User.org.of_type(org)))
+            .where(User.id == bindparam("id")))
 
 
 def _token_digest(token: str) -> str:

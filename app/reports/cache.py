@@ -181,23 +181,20 @@ def bump_all(sess=None) -> None:
     bump([GLOBAL], sess)
 
 
-def counter_columns(user_org_id) -> tuple[list, list]:
+def counter_columns(user_org) -> tuple[list, list]:
     """For the statement that loads the logged-in user (``load_user_from_cookie``), which every
     page runs first: (the outer joins, the columns) that read the global counter and the
     counter of the user's county with it, so neither costs a statement of its own (a list page
-    ran four, a report page two).  ``user_org_id``: the user's ``org_id`` column.  Hand the
-    columns' values to ``note_counters``."""
+    ran four, a report page two).  ``user_org``: the alias of ``OrgUnit`` the statement joins
+    as the user's unit.  Hand the columns' values to ``note_counters``."""
     from sqlalchemy import case as sql_case
     from sqlalchemy import func
     from sqlalchemy.orm import aliased
 
-    from app.orgs.models import OrgUnit
-    org = aliased(OrgUnit, name="qy_user_org")
-    county_id = sql_case((org.level == "county", org.id), else_=org.county_id)
+    county_id = sql_case((user_org.level == "county", user_org.id), else_=user_org.county_id)
     glob = aliased(DataGeneration, name="qy_global_counter")
     county = aliased(DataGeneration, name="qy_county_counter")
-    joins = [(glob, glob.scope == GLOBAL), (org, org.id == user_org_id),
-             (county, county.scope == func.coalesce(county_id, -1))]
+    joins = [(glob, glob.scope == GLOBAL), (county, county.scope == func.coalesce(county_id, -1))]
     columns = [glob.value.label("qy_global_value"), glob.nonce.label("qy_global_nonce"),
                county_id.label("qy_county_id"), county.value.label("qy_county_value"),
                county.nonce.label("qy_county_nonce")]
