@@ -89,6 +89,18 @@ def test_bench_runs_end_to_end(bench_url, tmp_path):
         if row != "health":  # /healthz reads no database: PostgreSQL's share is there or not
             assert (m.group(3) != "—") == (postgres and row == "case"), (row, proc.stdout)
 
+    # bench/ab.py with this checkout on both sides: a row per side, the ratio row, no errors
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "ab.py"), "--old", str(ROOT), "--db", bench_url,
+                           "--cases", "300", "--rounds", "2", "--burst", "0.5", "--workers", "1", "--clients", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for side in ("old", "new"):
+        m = re.search(rf"^\| {side} \| `[^`]+` \| ([\d.]+) \| ([\d.]+) \| ([\d.]+|—) \| ([\d.]+) \| ([\d.]+) \| 0 \|$",
+                      proc.stdout, re.M)
+        assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, (side, proc.stdout)
+        assert (m.group(3) != "—") == postgres, proc.stdout
+    assert re.search(r"^\| new / old \| \| [\d.]+ \|", proc.stdout, re.M), proc.stdout
+
 
 def test_scale_out_bench_runs_end_to_end(bench_url, tmp_path):
     """``bench/scale_out.py``: direct, nginx → 1 host, nginx → 2 hosts; every host answers,
