@@ -33,6 +33,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, database_exists, db_kind, resolve_url  # noqa: E402
+from cpu_budget import _cpu, _pg_backends  # noqa: E402
 from run import Workload, _session_cookies, drive, free_port  # noqa: E402
 
 
@@ -83,37 +84,6 @@ class _Side:
             self.proc.kill()
 
 
-def _cpu(processes) -> float:
-    total = 0.0
-    for p in processes:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
-
-
-def _backends(url: str, name: str) -> list:
-    if db_kind(url) != "postgresql":
-        return []
-    from sqlalchemy import create_engine, text
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            pids = [r[0] for r in conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
-                                               {"n": name})]
-    finally:
-        engine.dispose()
-    out = []
-    for pid in pids:
-        try:
-            out.append(psutil.Process(pid))
-        except psutil.Error:
-            pass
-    return out
-
-
 def compare(url: str, old: Path, new: Path, workload: str, rounds: int, burst: float, workers: int,
             clients: int) -> dict[str, _Side]:
     env = _secrets_env()
@@ -130,7 +100,8 @@ def compare(url: str, old: Path, new: Path, workload: str, rounds: int, burst: f
         for r in range(rounds):
             for k in (("old", "new") if r % 2 == 0 else ("new", "old")):
                 side = sides[k]
-                groups = (psutil.Process(side.proc.pid).children(), _backends(url, side.name), [me])
+                backends = _pg_backends(url, side.name) if db_kind(url) == "postgresql" else []
+                groups = (psutil.Process(side.proc.pid).children(), backends, [me])
                 before = [_cpu(g) for g in groups]
                 result = drive(side.base, plan, clients, burst, *auth[k])
                 after = [_cpu(g) for g in groups]

@@ -42,15 +42,18 @@ def _cpu(processes) -> float:
     return total
 
 
-def _pg_backends(url: str) -> list:
+def _pg_backends(url: str, application_name: str | None = None) -> list:
     """The server processes of the connections to the benchmark database (the workers' pooled
-    connections, open after the warm-up); [] if the server is not on this machine."""
+    connections, open after the warm-up), only those named ``application_name`` if given;
+    [] if the server is not on this machine."""
     from sqlalchemy import create_engine, text
     engine = create_engine(url)
+    sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    if application_name is not None:
+        sql += " AND application_name = :name"
     try:
         with engine.connect() as conn:
-            pids = [r[0] for r in conn.execute(text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))]
+            pids = [r[0] for r in conn.execute(text(sql), {"name": application_name})]
     finally:
         engine.dispose()
     out = []
