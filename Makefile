@@ -86,6 +86,13 @@ BENCH_SCALE_OUT_ARGS ?= --db postgres --cases 100000
 bench-scale-out: dev
 	$(BIN)/python bench/scale_out.py $(BENCH_SCALE_OUT_ARGS)
 
+# Two checkouts compared in alternating load bursts on one database (bench/ab.py; the other
+# checkout is usually a git worktree).  e.g. make bench-ab BENCH_AB_ARGS="--old /tmp/qy-old --workload list"
+BENCH_AB_ARGS ?= --old ../qy-old --db postgres --cases 1000000 --workload case
+.PHONY: bench-ab
+bench-ab: dev
+	$(BIN)/python bench/ab.py $(BENCH_AB_ARGS)
+
 bench-ledger: dev
 	$(BIN)/python bench/ledger_import.py $(BENCH_LEDGER_ARGS)
 
