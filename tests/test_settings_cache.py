@@ -116,3 +116,29 @@ def test_a_logged_in_report_page_reads_no_counter_of_its_own(app, db, client, au
         assert client.get("/reports/").status_code == 200
     assert not [sql for sql in seen if sql.lstrip().startswith("SELECT data_generation")]
     assert len(seen) == 1  # the user's statement, with the counters; the figures from the cache
+
+
+def test_the_panels_reference_lists_are_cached_under_the_counters(app, db):
+    """The workflow panel's department and risk-factor lists: read once per counter, and a
+    committed change (a new factor, a department closed) is in the next request's lists."""
+    from app.orgs.models import OrgUnit
+    from app.settings.models import RiskFactor
+    from app.workflow.panel import department_choices, factor_choices
+    from tests.screening_factories import make_case
+    user = _supervisor()
+    case = make_case()
+    with app.test_request_context("/"):
+        _new_request(user)
+        with count_queries(app) as seen:
+            factors, departments = factor_choices(), department_choices(case)
+        assert any("FROM risk_factor" in sql for sql in seen) and any("FROM org_unit" in sql for sql in seen)
+        assert factors and departments
+        _new_request(user)
+        with count_queries(app) as seen:
+            assert factor_choices() == factors and department_choices(case) == departments
+        assert seen == []
+        app_db.session.add(RiskFactor(name="测试因素", suggests="high", position=999))
+        app_db.session.get(OrgUnit, departments[0].id).active = False
+        _new_request(user)
+        assert "测试因素" in [f.name for f in factor_choices()]
+        assert departments[0].id not in [d.id for d in department_choices(case)]

@@ -51,11 +51,13 @@ from app.reports import summary as _summary  # noqa: F401  (its before_commit re
 
 T = TypeVar("T")
 
-# The tables a report figure reads (tests/test_report_cache.py checks every report's SQL against
-# it).  The figure summary's own tables are left out: they change only with dispute_case (whose
-# writes bump) or in ``rebuild_summary`` (which bumps the global counter itself).
+# The tables whose writes bump the counters: those a report figure reads (tests/test_report_cache.py
+# checks every report's SQL against it) and the reference lists cached under the global counter
+# (``risk_factor``: the case page's 定级 checklist, ``app.workflow.panel.factor_choices``).  The
+# figure summary's own tables are left out: they change only with dispute_case (whose writes bump)
+# or in ``rebuild_summary`` (which bumps the global counter itself).
 REPORT_TABLES = frozenset({"dispute_case", "reception_entry", "sweep", "org_unit", "dispute_type", "case_source",
-                           "setting"})
+                           "setting", "risk_factor"})
 GLOBAL = 0
 DEFAULT_SIZE = 512
 GLOBAL_NOTED = "generation_global"  # session.info: the global counter read with the user (note_counters)

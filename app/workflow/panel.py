@@ -4,8 +4,9 @@ cards (黄牌/红牌), risk history, sign-offs, department tasks and 督办 orde
 templates as ``workflow_panel_context(case)`` so any case page can include the panel."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Optional
 
 from flask_login import current_user
 from sqlalchemy import bindparam, select
@@ -17,6 +18,7 @@ from app.cases.queries import department_tasks_of, has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
 from app.db import prepared, select_rows, session
 from app.orgs.models import OrgUnit
+from app.reports import cache as report_cache
 from app.settings.services import get_setting
 from app.templating import SHANGHAI, today_local
 from app.workflow import deadlines, routing
@@ -70,11 +72,45 @@ def panel_context(case: Case) -> dict[str, Any]:
         ctx["all_users"] = users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))
     if names & {"transfer", "invite_department", "sign_off"}:
         kind = routing.suggested_kind(case.dispute_type, case.type_category)
-        ctx["departments"] = departments_for(case)
+        ctx["departments"] = department_choices(case)
         ctx["suggested_kind"] = kind
     if "grade_risk" in names:
-        ctx["factors"] = active_risk_factors()
+        ctx["factors"] = factor_choices()
     return ctx
+
+
+@dataclass(frozen=True)
+class DepartmentChoice:
+    """A department the panel's transfer, invitation and sign-off forms offer."""
+    id: int
+    name: str
+    department_kind: Optional[str]
+    parent_id: Optional[int]
+
+
+@dataclass(frozen=True)
+class FactorChoice:
+    """A risk factor of the panel's 定级 checklist."""
+    id: int
+    name: str
+    suggests: str
+
+
+def department_choices(case: Case) -> tuple[DepartmentChoice, ...]:
+    """``departments_for(case)`` as the panel lists them, kept in the report cache under the
+    county's write counter (department units are ``org_unit`` rows: adding, renaming or closing
+    one changes it): a township mediator's page on an open case no longer reads them each time."""
+    return report_cache.cached(
+        "panel.departments", case.township, (case.township_id, case.county_id),
+        lambda: tuple(DepartmentChoice(d.id, d.name, d.department_kind, d.parent_id) for d in departments_for(case)),
+        frozen=True)
+
+
+def factor_choices() -> tuple[FactorChoice, ...]:
+    """The active risk factors in checklist order, kept under the global write counter (a change
+    to ``risk_factor`` bumps it: it is one of ``REPORT_TABLES``)."""
+    return report_cache.cached_global(
+        "panel.risk_factors", lambda: tuple(FactorChoice(f.id, f.name, f.suggests) for f in active_risk_factors()))
 
 
 def _cards(case: Case, tasks, orders, today) -> list[dict[str, Any]]:
