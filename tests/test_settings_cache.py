@@ -4,6 +4,7 @@
 seen by the next request; a transaction's own change is seen at once."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app import db as app_db
@@ -142,3 +143,26 @@ def test_the_panels_reference_lists_are_cached_under_the_counters(app, db):
         _new_request(user)
         assert "测试因素" in [f.name for f in factor_choices()]
         assert departments[0].id not in [d.id for d in department_choices(case)]
+
+
+@pytest.mark.parametrize("status", ["pending_triage", "in_mediation"])
+def test_the_panels_pickers_are_what_their_own_queries_give(app, db, status):
+    """The three user pickers come from one statement: each is what ``users_for_picker`` gives
+    for its roles, in the same order."""
+    from flask_login import login_user
+
+    from app.cases.services import users_for_picker
+    from app.workflow.panel import LEADER_ROLES, MEDIATOR_ROLES, panel_context
+    from tests.screening_factories import make_case
+    mediator = app_db.session.scalar(select(User).where(User.username == "township_mediator"))
+    case = make_case(status=status, handling_level="township", lead_mediator_id=mediator.id)
+    case.responsible_org_id = case.township_id
+    with app.test_request_context("/"):
+        login_user(mediator)
+        with count_queries(app) as seen:
+            ctx = panel_context(case)
+        assert "mediators" in ctx, "the township mediator should have a picker on this case"
+        assert sum(1 for sql in seen if "FROM user_account JOIN org_unit" in sql) == 1
+        assert ctx["mediators"] == users_for_picker(case, MEDIATOR_ROLES) and ctx["mediators"]
+        assert ctx["leaders"] == users_for_picker(case, LEADER_ROLES) and ctx["leaders"]
+        assert ctx["all_users"] == users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))

@@ -67,9 +67,12 @@ def panel_context(case: Case) -> dict[str, Any]:
         "card_labels": deadlines.CARD_LABELS, "card_badges": deadlines.CARD_BADGES,
     }
     if names & {"accept", "accept_escalation", "sign_off", "grade_risk"}:
-        ctx["mediators"] = users_for_picker(case, MEDIATOR_ROLES)
-        ctx["leaders"] = users_for_picker(case, LEADER_ROLES)
-        ctx["all_users"] = users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))
+        # one statement for the three pickers: the mediators and the leaders are the all-users
+        # picker's rows of those roles, in the same (role, name) order
+        everyone = users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))
+        ctx["mediators"] = [u for u in everyone if u.role in MEDIATOR_ROLES]
+        ctx["leaders"] = [u for u in everyone if u.role in LEADER_ROLES]
+        ctx["all_users"] = everyone
     if names & {"transfer", "invite_department", "sign_off"}:
         kind = routing.suggested_kind(case.dispute_type, case.type_category)
         ctx["departments"] = department_choices(case)
