@@ -288,3 +288,20 @@ def test_a_resolved_department_answer_does_not_close_an_unsigned_high_case(db):
                  {"plan": "书记包案", "leader": "township_secretary", "members": ["township_mediator"]})
     apply_action(user("dept_liaison"), signed, "department_feedback", {"answer": "已调处", "resolved": "yes"})
     assert (signed.status, signed.outcome) == ("closed", "department_resolved")
+
+
+def test_the_panel_offers_answers_only_where_an_order_or_a_task_is_open(db):
+    """``actions_for`` rules out 答复督办 and 部门反馈 without a query when the case has no order or
+    task at all (``has_related``), and still offers them to the unit that has one open."""
+    from app.cases.services import actions_for
+    case = make_case("in_mediation", "village")
+    plain = make_case("in_mediation", "village")
+    assert "answer_supervision" not in {a.name for a in actions_for(user("village_mediator"), case)}
+    apply_action(user("township_director"), case, "supervise",
+                 {"requirement": "三日内上门化解", "due_on": (today_local() + timedelta(days=3)).isoformat()})
+    assert "answer_supervision" in {a.name for a in actions_for(user("village_mediator"), case)}
+    assert "answer_supervision" not in {a.name for a in actions_for(user("village_mediator"), plain)}
+    transferred = make_case("pending_triage", "township")
+    assert "department_feedback" not in {a.name for a in actions_for(user("dept_liaison"), transferred)}
+    apply_action(user("township_mediator"), transferred, "transfer", {"department": LIAISON_DEPT, "request": "劳资纠纷"})
+    assert "department_feedback" in {a.name for a in actions_for(user("dept_liaison"), transferred)}

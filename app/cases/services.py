@@ -23,7 +23,7 @@ from app.audit.services import audit
 from app.cases import workflow
 from app.cases.models import (Case, DepartmentTask, FollowUp, RiskGrading, SignOff, SupervisionOrder,
                               TimelineEntry)
-from app.cases.queries import scope_cases
+from app.cases.queries import has_related, scope_cases
 from app.cases.vocab import (AGREEMENT_FORMS, LEVELS, PERFORMANCE, REFERRAL_PATHS, RISK_LEVELS,
                              SATISFACTION, code_for)
 from app.db import session, utcnow
@@ -896,10 +896,13 @@ def actions_for(user: User, case: Case) -> list[workflow.Action]:
             continue
         if n == "archive" and case.outcome == "success" and case.followed_up_on is None:
             continue
-        if n == "department_feedback" and _open_task(
-                case, user.org_id, "transfer" if case.status == "transferred" else "invite") is None:
+        # a case without any task or order (most: the case page already knows which record tables
+        # hold its rows, ``has_related``) needs no query to rule these two out
+        if n == "department_feedback" and (not has_related(case, "department_task") or _open_task(
+                case, user.org_id, "transfer" if case.status == "transferred" else "invite") is None):
             continue
-        if n == "answer_supervision" and not _open_orders_for(case, user):
+        if n == "answer_supervision" and (not has_related(case, "supervision_order")
+                                          or not _open_orders_for(case, user)):
             continue
         result.append(a)
     return result
