@@ -32,7 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, database_exists, db_kind, resolve_url  # noqa: E402
+from common import ROOT, db_kind, seeded_database  # noqa: E402
 from cpu_budget import _cpu, _pg_backends  # noqa: E402
 from run import Workload, _session_cookies, drive, free_port  # noqa: E402
 
@@ -127,10 +127,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--clients", type=int, default=4)
     args = ap.parse_args(argv)
-    url = resolve_url(args.db, f"qy_bench_{args.cases}")
-    if not database_exists(url):
-        raise SystemExit(f"no benchmark database for {args.cases:,} cases: run bench/run.py --db {args.db} "
-                         f"--cases {args.cases} first")
+    url = seeded_database(args.db, args.cases)
     sides = compare(url, Path(args.old).resolve(), Path(args.new).resolve(), args.workload, args.rounds,
                     args.burst, args.workers, args.clients)
     postgres = db_kind(url) == "postgresql"

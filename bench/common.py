@@ -37,6 +37,16 @@ def resolve_url(db: str, name: str) -> str:
     return db
 
 
+def seeded_database(db: str, cases: int) -> str:
+    """The URL of the benchmark database ``run.py`` seeded with ``cases`` cases (``db``: sqlite,
+    postgres or a URL); exits with the command to seed it when there is none."""
+    url = resolve_url(db, f"qy_bench_{cases}")
+    if not database_exists(url):
+        raise SystemExit(f"no benchmark database for {cases:,} cases: run bench/run.py --db {db} "
+                         f"--cases {cases} first")
+    return url
+
+
 def db_kind(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgresql"
 

@@ -27,7 +27,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS_DIR, ROOT, database_exists, db_kind, resolve_url  # noqa: E402
+from common import RESULTS_DIR, ROOT, db_kind, seeded_database  # noqa: E402
 from run import Server, Workload, _session_cookies, drive  # noqa: E402
 
 
@@ -98,10 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--duration", type=float, default=8)
     args = ap.parse_args(argv)
-    url = resolve_url(args.db, f"qy_bench_{args.cases}")
-    if not database_exists(url):
-        raise SystemExit(f"no benchmark database for {args.cases:,} cases: run bench/run.py --db {args.db} "
-                         f"--cases {args.cases} first")
+    url = seeded_database(args.db, args.cases)
     postgres = db_kind(url) == "postgresql"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log = RESULTS_DIR / "gunicorn-cpu-budget.log"
