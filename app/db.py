@@ -81,8 +81,9 @@ def pool_settings(environ=None) -> dict:
     (default 5) and ``DB_MAX_OVERFLOW`` (default 10) connections per gunicorn worker, so
     workers × (size + overflow) stays under ``max_connections``; ``DB_POOL_RECYCLE`` seconds
     (default 1800); ``DB_PING_AFTER`` seconds (default 30) unused after which a pooled
-    connection is pinged before use (``_check_connections_at_checkout``); ``DB_PGBOUNCER=1`` behind PgBouncer in transaction mode turns off psycopg's
-    server-side prepared statements (``prepare_threshold=None``), which such a pooler cannot keep."""
+    connection is pinged before use (``_check_connections_at_checkout``); ``DB_PGBOUNCER=1``
+    behind PgBouncer in transaction mode turns off psycopg's server-side prepared statements
+    (``prepare_threshold=None``), which such a pooler cannot keep."""
     env = os.environ if environ is None else environ
     kwargs: dict = {"ping_after": float(env.get("DB_PING_AFTER", "30")),
                     "pool_size": int(env.get("DB_POOL_SIZE", "5")),

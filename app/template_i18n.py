@@ -80,7 +80,8 @@ class LocaleEnvironment(FlaskEnvironment):
             return None
         # a page loads half a dozen templates (layout, macros, the case page's sections): the
         # overlay is found once per request
-        memo = ctx.request.environ.setdefault("qingyuan.memo", {})
+        from app.templating import request_memo  # app.templating is loaded after this module
+        memo = request_memo()
         key = ("template_overlay", id(self))
         if key in memo:
             return memo[key]

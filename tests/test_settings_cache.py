@@ -27,6 +27,16 @@ def _new_request(user: User) -> None:
     assert load_user_from_cookie(f"{user.id}:{user.session_version}") is not None
 
 
+def _change_in_a_new_request(user: User, delta: int) -> int:
+    """Read the setting in one request, add ``delta`` to it in the next (left uncommitted);
+    the value before."""
+    _new_request(user)
+    before = get_setting(KEY)
+    _new_request(user)
+    set_setting(KEY, before + delta)
+    return before
+
+
 def _supervisor() -> User:
     return app_db.session.scalar(select(User).where(User.username == "county_supervisor"))
 
@@ -48,10 +58,7 @@ def test_settings_are_read_once_per_counter(app, db):
 def test_a_committed_change_is_seen_by_the_next_request(app, db):
     user = _supervisor()
     with app.test_request_context("/"):
-        _new_request(user)
-        before = get_setting(KEY)
-        _new_request(user)
-        set_setting(KEY, before + 7)
+        before = _change_in_a_new_request(user, 7)
         assert get_setting(KEY) == before + 7  # this transaction's own change
         _new_request(user)  # the commit bumped the global counter
         with count_queries(app) as seen:
@@ -66,10 +73,7 @@ def test_a_committed_change_is_seen_by_the_next_request(app, db):
 def test_a_transaction_that_wrote_a_setting_bypasses_the_cache(app, db):
     user = _supervisor()
     with app.test_request_context("/"):
-        _new_request(user)
-        before = get_setting(KEY)
-        _new_request(user)
-        set_setting(KEY, before + 1)
+        before = _change_in_a_new_request(user, 1)
         app_db.session.info.pop("qy_settings", None)  # as a Core write in the transaction would forget it
         with count_queries(app) as seen:
             assert get_setting(KEY) == before + 1

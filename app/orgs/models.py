@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, case
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, utcnow
@@ -49,6 +50,17 @@ class OrgUnit(Base):
     @property
     def level_label(self) -> str:
         return LEVEL_LABELS.get(self.level, self.level)
+
+    @hybrid_property
+    def county_unit_id(self) -> Optional[int]:
+        """The county this unit counts under: itself for a county, else ``county_id`` (the
+        report cache's counters are per county; the same rule in SQL below)."""
+        return self.id if self.level == "county" else self.county_id
+
+    @county_unit_id.inplace.expression
+    @classmethod
+    def _county_unit_id_expression(cls):
+        return case((cls.level == "county", cls.id), else_=cls.county_id)
 
     @property
     def village_id(self) -> Optional[int]:

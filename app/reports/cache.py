@@ -189,11 +189,10 @@ def counter_columns(user_org) -> tuple[list, list]:
     counter of the user's county with it, so neither costs a statement of its own (a list page
     ran four, a report page two).  ``user_org``: the alias of ``OrgUnit`` the statement joins
     as the user's unit.  Hand the columns' values to ``note_counters``."""
-    from sqlalchemy import case as sql_case
     from sqlalchemy import func
     from sqlalchemy.orm import aliased
 
-    county_id = sql_case((user_org.level == "county", user_org.id), else_=user_org.county_id)
+    county_id = user_org.county_unit_id
     glob = aliased(DataGeneration, name="qy_global_counter")
     county = aliased(DataGeneration, name="qy_county_counter")
     joins = [(glob, glob.scope == GLOBAL), (county, county.scope == func.coalesce(county_id, -1))]
@@ -307,7 +306,7 @@ def cached(what: str, org, params: tuple, compute: Callable[[], T], frozen: bool
     size = _size()
     if size <= 0 or _pending_report_writes(session):
         return compute()
-    county_id = org.id if org.level == "county" else org.county_id
+    county_id = org.county_unit_id
     if county_id is None:
         return compute()
     generation = _generation(county_id)

@@ -237,8 +237,8 @@ def _case_extras(case):
     """What the case page shows from prevention: repeat parties, the cluster, the 民转刑 flags."""
     from app.screening.services import can_flag_criminal
     cluster = queries.cluster_for_case(current_user, case)
-    # the whole window in the ledger (this case among them), when the page names only the newest
-    # the ledger filtered to the window (its fixed address and a query string: no trip through the URL map)
+    # the whole window in the ledger (this case among them), when the page names only the newest;
+    # the ledger's fixed address and a query string, no trip through the URL map
     cluster_url = fixed_url("cases.index") + "?" + urlencode(
         {"village": case.village.code, "type": case.dispute_type, "from": cluster.first_day.isoformat(),
          "to": cluster.last_day.isoformat()}) if cluster.total > len(cluster.cases) else None
