@@ -10,16 +10,18 @@ locked" at once when another process writes, whatever the timeout says.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 import select
 import time
+from collections import namedtuple
 from contextvars import ContextVar
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached, scoped_session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
@@ -395,6 +397,33 @@ def prepared(key, build, server_prepare: bool = False):
         _PREPARED[key] = stmt
         _KEPT.add(id(stmt))  # kept for the life of the process: its id is never reused
     return stmt
+
+
+def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
+    """The ``model`` instance whose column attributes ``keys`` hold ``values`` (a row read by
+    ``select_rows``), as the session's own: the one in its identity map if it holds that row
+    already (a query would return that one too, unchanged), else a new instance with the values
+    as its loaded state and its identity set (``make_transient_to_detached``), which the caller
+    adds to the session (``session.add``): from then on it is persistent as if a query had
+    loaded it (changes are flushed, relationships not set load when first read).
+
+    Why: for the logged-in user, loaded first on every page, the ORM's query machinery
+    (compile state, query context, row processors, identity map bookkeeping) cost more than
+    reading the row.  ``keys`` must be every column attribute of ``model`` (none deferred),
+    primary key included; the values are written as the ORM's own loader writes them, without
+    attribute events (an encrypted column's value is already the decrypted one)."""
+    mapper = sa_inspect(model)
+    identity = mapper.identity_key_from_primary_key(
+        [values[keys.index(mapper.get_property_by_column(col).key)] for col in mapper.primary_key])
+    existing = session().identity_map.get(identity)
+    if existing is not None:
+        return existing
+    obj = mapper.class_manager.new_instance()
+    loaded = sa_inspect(obj).dict
+    for key, value in zip(keys, values):
+        loaded[key] = value
+    make_transient_to_detached(obj)
+    return obj
 
 
 def select_rows(stmt, params: dict | None = None) -> list:

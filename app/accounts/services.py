@@ -12,14 +12,16 @@ from typing import Optional
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts import totp
 from app.accounts.models import ApiToken, User
 from app.accounts.roles import ROLE_ORG_LEVEL, ROLES
 from app.audit.services import audit
-from app.db import prepared, session, utcnow
+from app.db import persistent_from_row, prepared, select_rows, session, utcnow
 from app.errors import ValidationFailed
 from app.orgs.models import LEVEL_LABELS, OrgUnit
 from app.reports import cache as report_cache
@@ -240,29 +242,45 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
         uid, version = (int(part) for part in user_id.split(":"))
     except (ValueError, AttributeError):
         return None
-    # a statement built once per process (``app.db.prepared``): every request of a logged-in
-    # user runs it, and ``session.get`` derives its statement's cache key anew each time.  It
-    # also reads the write counters the caches are keyed on (``app.reports.cache``): the
-    # settings, the ledger's filter choices and the reports then cost no statement for them.
-    row = session.execute(prepared("user.by_id", _user_statement, server_prepare=True), {"id": uid}).one_or_none()
-    if row is None:
+    # One row: the user's columns, their unit's and the write counters the caches are keyed on
+    # (``app.reports.cache``: the settings, the ledger's filter choices and the reports then
+    # cost no statement for them).  A statement kept per process and read as a row
+    # (``select_rows``: on PostgreSQL straight on the driver), the user and the unit then made
+    # the session's own instances from it (``persistent_from_row``): every request of a
+    # logged-in user runs this first, and the ORM's query machinery cost more than the read.
+    rows = select_rows(prepared("user.row", _user_statement, server_prepare=True), {"id": uid})
+    if not rows:
         return None
-    user, *counters = row
-    if user.session_version != version or not user.active:
+    row = rows[0]
+    user_values = row[:_USER_COLUMNS]
+    org_values = row[_USER_COLUMNS:_USER_COLUMNS + _ORG_COLUMNS]
+    # the row decides, even when the session already holds an older copy of the user
+    if user_values[_USER_KEYS.index("session_version")] != version or not user_values[_USER_KEYS.index("active")]:
         return None
-    report_cache.note_counters(*counters)
+    report_cache.note_counters(*row[_USER_COLUMNS + _ORG_COLUMNS:])
+    user = persistent_from_row(User, _USER_KEYS, user_values)
+    if sa_inspect(user).session_id is None:  # not one the session had already
+        set_committed_value(user, "org", persistent_from_row(OrgUnit, _ORG_KEYS, org_values)
+                            if org_values[0] is not None else None)
+        session.add(user)  # persistent, with its unit: loads, changes and flushes as after a query
     return user
 
 
+_USER_KEYS = tuple(attr.key for attr in sa_inspect(User).column_attrs)
+_ORG_KEYS = tuple(attr.key for attr in sa_inspect(OrgUnit).column_attrs)
+_USER_COLUMNS, _ORG_COLUMNS = len(_USER_KEYS), len(_ORG_KEYS)
+
+
 def _user_statement():
-    """The user with their unit (one join serving both the eager ``org`` and the county's counter)."""
+    """The user's columns, their unit's and the write counters, as one row: the user's unit,
+    joined once, serves both ``user.org`` and the county's counter."""
     org = aliased(OrgUnit, name="qy_user_org")
     joins, columns = report_cache.counter_columns(org)
     source = User.__table__.outerjoin(org, org.id == User.org_id)
     for target, on in joins:
         source = source.outerjoin(target, on)
-    return (select(User, *columns).select_from(source).options(contains_eager(User.org.of_type(org)))
-            .where(User.id == bindparam("id")))
+    return (select(*(getattr(User, key) for key in _USER_KEYS), *(getattr(org, key) for key in _ORG_KEYS),
+                   *columns).select_from(source).where(User.id == bindparam("id")))
 
 
 def _token_digest(token: str) -> str:
