@@ -399,6 +399,18 @@ def prepared(key, build, server_prepare: bool = False):
     return stmt
 
 
+def column_keys(model) -> tuple[str, ...]:
+    """Every column attribute of ``model``, in mapper order: what a row read for
+    ``persistent_from_row`` selects (``getattr(model_or_alias, key)`` for each)."""
+    keys = _COLUMN_KEYS.get(model)
+    if keys is None:
+        keys = _COLUMN_KEYS[model] = tuple(attr.key for attr in sa_inspect(model).column_attrs)
+    return keys
+
+
+_COLUMN_KEYS: dict = {}
+
+
 def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
     """The ``model`` instance whose column attributes ``keys`` hold ``values`` (a row read by
     ``select_rows``), as the session's own: the one in its identity map if it holds that row

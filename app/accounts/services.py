@@ -21,7 +21,7 @@ from app.accounts import totp
 from app.accounts.models import ApiToken, User
 from app.accounts.roles import ROLE_ORG_LEVEL, ROLES
 from app.audit.services import audit
-from app.db import persistent_from_row, prepared, select_rows, session, utcnow
+from app.db import column_keys, persistent_from_row, prepared, select_rows, session, utcnow
 from app.errors import ValidationFailed
 from app.orgs.models import LEVEL_LABELS, OrgUnit
 from app.reports import cache as report_cache
@@ -266,8 +266,7 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
     return user
 
 
-_USER_KEYS = tuple(attr.key for attr in sa_inspect(User).column_attrs)
-_ORG_KEYS = tuple(attr.key for attr in sa_inspect(OrgUnit).column_attrs)
+_USER_KEYS, _ORG_KEYS = column_keys(User), column_keys(OrgUnit)
 _USER_COLUMNS, _ORG_COLUMNS = len(_USER_KEYS), len(_ORG_KEYS)
 
 

@@ -28,7 +28,7 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party, TimelineEntry
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import prepared, select_rows, session, transaction_memo, unindexed
+from app.db import column_keys, persistent_from_row, prepared, select_rows, session, transaction_memo, unindexed
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
@@ -582,28 +582,65 @@ def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_
 
 
 def case_detail(user: User, number: str) -> Case:
-    """A visible case with what its page shows loaded (parties, timeline, places).  The same
-    statement tells which record tables hold rows of the case (``related_tables``, one
-    correlated EXISTS per table), so the page's sections need no statement of their own to
-    find out."""
-    stmt, params = scoped_prepared(user, "case_detail", lambda area: (
-        select(Case, *_related_exists(Case.id)).where(area, Case.number == bindparam("number"))
-        .options(joinedload(Case.village), joinedload(Case.township), joinedload(Case.grid))), server_prepare=True)
-    row = session.execute(stmt, params | {"number": number}).one_or_none()
-    if row is None:
+    """A visible case with what its page shows loaded (its township, village and grid, its
+    parties).  The same statement tells which record tables hold rows of the case
+    (``related_tables``, one correlated EXISTS per table), so the page's sections need no
+    statement of their own to find out.
+
+    The case and its three places come as one row, the parties as rows of their own (both
+    ``select_rows``: on PostgreSQL straight on the driver), made the session's instances by
+    ``persistent_from_row``; they are then persistent as if queried (changes flushed, with the
+    case's version check; relationships not set load when first read).  Why: the ORM's query
+    machinery for an entity with three joined ones cost about as much as everything else of
+    this statement, on the page opened most."""
+    org_keys = column_keys(OrgUnit)
+    stmt, params = scoped_prepared(user, "case_detail.row", _case_detail_statement, server_prepare=True)
+    rows = select_rows(stmt, params | {"number": number})
+    if not rows:
         raise NotFound()
-    case = row[0]
+    row, width = rows[0], len(_CASE_KEYS)
+    case = persistent_from_row(Case, _CASE_KEYS, row[:width])
+    found = row[width + len(_CASE_PLACES) * len(org_keys):]
     transaction_memo(RELATED_MEMO)[case.id] = frozenset(
-        name for name, found in zip(RELATED_TABLES, row[1:]) if found)
-    _load_collections(case)
+        name for name, present in zip(RELATED_TABLES, found) if present)
+    if sa_inspect(case).session_id is not None:  # the session had it already: as a query would
+        _load_collections(case)
+        return case
+    for i, place in enumerate(_CASE_PLACES):
+        values = row[width + i * len(org_keys):width + (i + 1) * len(org_keys)]
+        set_committed_value(case, place, persistent_from_row(OrgUnit, org_keys, values)
+                            if values[0] is not None else None)
+    set_committed_value(case, "parties", [persistent_from_row(Party, _PARTY_KEYS, r) for r in select_rows(
+        prepared("case.party_rows", _party_statement, server_prepare=True), {"case_id": case.id})])
+    session.add(case)  # with its places and parties (the save-update cascade)
     return case
+
+
+_CASE_KEYS, _PARTY_KEYS = column_keys(Case), column_keys(Party)
+_CASE_PLACES = ("township", "village", "grid")
+
+
+def _case_detail_statement(area):
+    """The case numbered ``:number`` in ``area``: its columns, each place's columns (outer
+    joins: no grid is a row of NULLs) and the related-table EXISTS flags, as one row."""
+    places = [aliased(OrgUnit, name=f"qy_case_{place}") for place in _CASE_PLACES]
+    source = Case.__table__
+    for place, alias in zip(_CASE_PLACES, places):
+        source = source.outerjoin(alias, alias.id == getattr(Case, f"{place}_id"))
+    org_keys = column_keys(OrgUnit)
+    return (select(*(getattr(Case, key) for key in _CASE_KEYS),
+                   *(getattr(alias, key) for alias in places for key in org_keys), *_related_exists(Case.id))
+            .select_from(source).where(area, Case.number == bindparam("number")))
+
+
+def _party_statement():
+    return (select(*(getattr(Party, key) for key in _PARTY_KEYS)).where(Party.case_id == bindparam("case_id"))
+            .order_by(Party.position, Party.id))
 
 
 def _load_collections(case: Case) -> None:
     """The case's parties, by a statement built once per process, set as the loaded collection
-    (in the relationship's order) unless already loaded.  What ``selectinload`` does, without
-    the per-call work of deriving its statement's cache key: a third of ``case_detail``'s time
-    on the page opened most.  The page reads the timeline as rows (``timeline_of``)."""
+    (in the relationship's order) unless already loaded: for a case the session held already."""
     if "parties" in sa_inspect(case).unloaded:
         stmt = prepared("case.parties", lambda: select(Party).where(Party.case_id == bindparam("case_id"))
                         .order_by(Party.position, Party.id), server_prepare=True)
