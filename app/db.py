@@ -22,6 +22,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached, scoped_session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
@@ -414,10 +415,11 @@ _COLUMN_KEYS: dict = {}
 def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
     """The ``model`` instance whose column attributes ``keys`` hold ``values`` (a row read by
     ``select_rows``), as the session's own: the one in its identity map if it holds that row
-    already (a query would return that one too, unchanged), else a new instance with the values
-    as its loaded state and its identity set (``make_transient_to_detached``), which the caller
-    adds to the session (``session.add``): from then on it is persistent as if a query had
-    loaded it (changes are flushed, relationships not set load when first read).
+    already (a query would return that one too, its expired attributes filled in), else a new
+    instance with the values as its loaded state and its identity set
+    (``make_transient_to_detached``), which the caller adds to the session (``session.add``):
+    from then on it is persistent as if a query had loaded it (changes are flushed,
+    relationships not set load when first read).
 
     Why: for the logged-in user, loaded first on every page, the ORM's query machinery
     (compile state, query context, row processors, identity map bookkeeping) cost more than
@@ -429,6 +431,13 @@ def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
         [values[keys.index(mapper.get_property_by_column(col).key)] for col in mapper.primary_key])
     existing = session().identity_map.get(identity)
     if existing is not None:
+        # what a query does with an instance it finds in the identity map: the attributes
+        # not loaded (expired by a commit or ``expire``) take the row's values, the rest stay
+        unloaded = sa_inspect(existing).unloaded
+        if unloaded:
+            for key, value in zip(keys, values):
+                if key in unloaded:
+                    set_committed_value(existing, key, value)
         return existing
     obj = mapper.class_manager.new_instance()
     loaded = sa_inspect(obj).dict

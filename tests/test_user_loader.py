@@ -82,6 +82,17 @@ def test_a_user_the_session_holds_is_kept_and_the_row_decides(app, db):
         assert load_user_from_cookie(f"{uid}:{version + 1}") is held
 
 
+def test_an_expired_user_the_session_holds_is_filled_from_the_row(app, db):
+    uid, version = _user_id("township_mediator")
+    with app.test_request_context("/"):
+        held = app_db.session.get(User, uid)
+        app_db.session.expire(held)  # as after a commit
+        with count_queries(app) as seen:
+            assert load_user_from_cookie(f"{uid}:{version}") is held
+            assert held.username == "township_mediator" and held.session_version == version
+        assert len([sql for sql in seen if sql.lstrip().upper().startswith("SELECT")]) == 1  # no refresh
+
+
 def test_a_wrong_cookie_or_an_inactive_user_loads_nobody(app, db):
     uid, version = _user_id("grid_worker")
     with app.test_request_context("/"):
