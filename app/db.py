@@ -15,7 +15,7 @@ import time
 from collections import namedtuple
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy import inspect as sa_inspect
@@ -401,25 +401,33 @@ def prepared(key, build, server_prepare: bool = False):
 
 
 def column_keys(model) -> tuple[str, ...]:
-    """Every column attribute of ``model``, in mapper order: what a row read for
-    ``persistent_from_row`` selects (``getattr(model_or_alias, key)`` for each)."""
+    """Every column attribute of ``model``, in mapper order: the ``keys`` of
+    ``persistent_from_row`` for a row read with ``entity_columns``."""
     keys = _COLUMN_KEYS.get(model)
     if keys is None:
         keys = _COLUMN_KEYS[model] = tuple(attr.key for attr in sa_inspect(model).column_attrs)
     return keys
 
 
+def entity_columns(entity) -> list:
+    """The columns to SELECT for ``persistent_from_row``: every column attribute of ``entity`` (a
+    model or an ``aliased`` one, for the same model joined more than once), in ``column_keys``
+    order."""
+    return [getattr(entity, key) for key in column_keys(sa_inspect(entity).mapper.class_)]
+
+
 _COLUMN_KEYS: dict = {}
 
 
-def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
+def persistent_from_row(model, keys: tuple[str, ...], values) -> Optional[Any]:
     """The ``model`` instance whose column attributes ``keys`` hold ``values`` (a row read by
     ``select_rows``), as the session's own: the one in its identity map if it holds that row
     already (a query would return that one too, its expired attributes filled in), else a new
     instance with the values as its loaded state and its identity set
     (``make_transient_to_detached``), which the caller adds to the session (``session.add``):
     from then on it is persistent as if a query had loaded it (changes are flushed,
-    relationships not set load when first read).
+    relationships not set load when first read).  None when the primary key is NULL (the
+    columns of an outer join that found no row).
 
     Why: for the logged-in user, loaded first on every page, the ORM's query machinery
     (compile state, query context, row processors, identity map bookkeeping) cost more than
@@ -427,8 +435,10 @@ def persistent_from_row(model, keys: tuple[str, ...], values) -> Any:
     primary key included; the values are written as the ORM's own loader writes them, without
     attribute events (an encrypted column's value is already the decrypted one)."""
     mapper = sa_inspect(model)
-    identity = mapper.identity_key_from_primary_key(
-        [values[keys.index(mapper.get_property_by_column(col).key)] for col in mapper.primary_key])
+    primary_key = [values[keys.index(mapper.get_property_by_column(col).key)] for col in mapper.primary_key]
+    if primary_key[0] is None:
+        return None  # an outer join that found no row
+    identity = mapper.identity_key_from_primary_key(primary_key)
     existing = session().identity_map.get(identity)
     if existing is not None:
         # what a query does with an instance it finds in the identity map: the attributes

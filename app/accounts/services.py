@@ -21,7 +21,7 @@ from app.accounts import totp
 from app.accounts.models import ApiToken, User
 from app.accounts.roles import ROLE_ORG_LEVEL, ROLES
 from app.audit.services import audit
-from app.db import column_keys, persistent_from_row, prepared, select_rows, session, utcnow
+from app.db import column_keys, entity_columns, persistent_from_row, prepared, select_rows, session, utcnow
 from app.errors import ValidationFailed
 from app.orgs.models import LEVEL_LABELS, OrgUnit
 from app.reports import cache as report_cache
@@ -259,10 +259,9 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
         return None
     report_cache.note_counters(*row[_USER_COLUMNS + _ORG_COLUMNS:])
     user = persistent_from_row(User, _USER_KEYS, user_values)
-    if sa_inspect(user).session_id is None:  # not one the session had already
-        set_committed_value(user, "org", persistent_from_row(OrgUnit, _ORG_KEYS, org_values)
-                            if org_values[0] is not None else None)
-        session.add(user)  # persistent, with its unit: loads, changes and flushes as after a query
+    if "org" in sa_inspect(user).unloaded:
+        set_committed_value(user, "org", persistent_from_row(OrgUnit, _ORG_KEYS, org_values))
+    session.add(user)  # persistent, with its unit: loads, changes and flushes as after a query
     return user
 
 
@@ -278,8 +277,8 @@ def _user_statement():
     source = User.__table__.outerjoin(org, org.id == User.org_id)
     for target, on in joins:
         source = source.outerjoin(target, on)
-    return (select(*(getattr(User, key) for key in _USER_KEYS), *(getattr(org, key) for key in _ORG_KEYS),
-                   *columns).select_from(source).where(User.id == bindparam("id")))
+    return (select(*entity_columns(User), *entity_columns(org), *columns).select_from(source)
+            .where(User.id == bindparam("id")))
 
 
 def _token_digest(token: str) -> str:

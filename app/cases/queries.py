@@ -28,7 +28,7 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party, TimelineEntry
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import column_keys, persistent_from_row, prepared, select_rows, session, transaction_memo, unindexed
+from app.db import column_keys, entity_columns, persistent_from_row, prepared, select_rows, session, transaction_memo, unindexed
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
@@ -593,30 +593,25 @@ def case_detail(user: User, number: str) -> Case:
     case's version check; relationships not set load when first read).  Why: the ORM's query
     machinery for an entity with three joined ones cost about as much as everything else of
     this statement, on the page opened most."""
-    org_keys = column_keys(OrgUnit)
     stmt, params = scoped_prepared(user, "case_detail.row", _case_detail_statement, server_prepare=True)
     rows = select_rows(stmt, params | {"number": number})
     if not rows:
         raise NotFound()
-    row, width = rows[0], len(_CASE_KEYS)
+    row, width, place_width = rows[0], len(_CASE_KEYS), len(_PLACE_KEYS)
     case = persistent_from_row(Case, _CASE_KEYS, row[:width])
-    found = row[width + len(_CASE_PLACES) * len(org_keys):]
     transaction_memo(RELATED_MEMO)[case.id] = frozenset(
-        name for name, present in zip(RELATED_TABLES, found) if present)
-    if sa_inspect(case).session_id is not None:  # the session had it already: as a query would
-        _load_collections(case)
-        return case
+        name for name, present in zip(RELATED_TABLES, row[width + len(_CASE_PLACES) * place_width:]) if present)
+    unloaded = sa_inspect(case).unloaded  # all but the columns, unless the session held the case
     for i, place in enumerate(_CASE_PLACES):
-        values = row[width + i * len(org_keys):width + (i + 1) * len(org_keys)]
-        set_committed_value(case, place, persistent_from_row(OrgUnit, org_keys, values)
-                            if values[0] is not None else None)
-    set_committed_value(case, "parties", [persistent_from_row(Party, _PARTY_KEYS, r) for r in select_rows(
-        prepared("case.party_rows", _party_statement, server_prepare=True), {"case_id": case.id})])
-    session.add(case)  # with its places and parties (the save-update cascade)
+        if place in unloaded:
+            start = width + i * place_width
+            set_committed_value(case, place, persistent_from_row(OrgUnit, _PLACE_KEYS, row[start:start + place_width]))
+    _load_collections(case)
+    session.add(case)  # the save-update cascade attaches the places and parties made from rows
     return case
 
 
-_CASE_KEYS, _PARTY_KEYS = column_keys(Case), column_keys(Party)
+_CASE_KEYS, _PARTY_KEYS, _PLACE_KEYS = column_keys(Case), column_keys(Party), column_keys(OrgUnit)
 _CASE_PLACES = ("township", "village", "grid")
 
 
@@ -627,24 +622,20 @@ def _case_detail_statement(area):
     source = Case.__table__
     for place, alias in zip(_CASE_PLACES, places):
         source = source.outerjoin(alias, alias.id == getattr(Case, f"{place}_id"))
-    org_keys = column_keys(OrgUnit)
-    return (select(*(getattr(Case, key) for key in _CASE_KEYS),
-                   *(getattr(alias, key) for alias in places for key in org_keys), *_related_exists(Case.id))
-            .select_from(source).where(area, Case.number == bindparam("number")))
-
-
-def _party_statement():
-    return (select(*(getattr(Party, key) for key in _PARTY_KEYS)).where(Party.case_id == bindparam("case_id"))
-            .order_by(Party.position, Party.id))
+    return (select(*entity_columns(Case), *(column for alias in places for column in entity_columns(alias)),
+                   *_related_exists(Case.id)).select_from(source).where(area, Case.number == bindparam("number")))
 
 
 def _load_collections(case: Case) -> None:
-    """The case's parties, by a statement built once per process, set as the loaded collection
-    (in the relationship's order) unless already loaded: for a case the session held already."""
+    """The case's parties, read as rows by a statement built once per process and made the
+    session's instances, set as the loaded collection (in the relationship's order) unless
+    already loaded; the caller adds the case to the session, which attaches them."""
     if "parties" in sa_inspect(case).unloaded:
-        stmt = prepared("case.parties", lambda: select(Party).where(Party.case_id == bindparam("case_id"))
-                        .order_by(Party.position, Party.id), server_prepare=True)
-        set_committed_value(case, "parties", list(session.scalars(stmt, {"case_id": case.id})))
+        stmt = prepared("case.party_rows", lambda: select(*entity_columns(Party))
+                        .where(Party.case_id == bindparam("case_id")).order_by(Party.position, Party.id),
+                        server_prepare=True)
+        set_committed_value(case, "parties", [persistent_from_row(Party, _PARTY_KEYS, r)
+                                              for r in select_rows(stmt, {"case_id": case.id})])
 
 
 def timeline_of(case: Case) -> list:
