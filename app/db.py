@@ -10,6 +10,7 @@ locked" at once when another process writes, whatever the timeout says.
 from __future__ import annotations
 
 import os
+import re
 import select
 import time
 from collections import namedtuple
@@ -502,9 +503,21 @@ class _DriverRead:
     preparation of ``SERVER_PREPARE`` statements applies, and the columns' result processors
     (a type decorator's) run.  A statement with list parameters (``expanding``), bind
     processors or column names that cannot name a tuple field is not ``usable`` and goes
-    through Core.  ``tests/test_driver_reads.py`` compares both ways on PostgreSQL."""
+    through Core.  ``tests/test_driver_reads.py`` compares both ways on PostgreSQL.
 
-    __slots__ = ("usable", "sql", "constants", "row", "types", "processors", "prepare", "dialect")
+    Two more things are done once instead of at every execution (tenth pass): psycopg turns a
+    ``%(name)s`` query into PostgreSQL's ``$1`` form on every execute, and caches the result
+    only for queries under 4 KB, which the wide reads (the case page's case row, the logged-in
+    user's row) are not, so their text was scanned with a regular expression each time; here the
+    ``$n`` text (``raw_sql``) and the parameters' order are made at compile time and run on a
+    ``psycopg.RawCursor``.  And each statement keeps one cursor per database connection
+    (``_statement_cursor``): psycopg keeps a cursor's adaptation state (the loaders chosen
+    for the result's column types, the dumpers for the parameters) while the same query object
+    runs again on it, and builds it anew for every new cursor.  The listeners still see the
+    ``%(name)s`` text and the parameters by name, as Core gives them."""
+
+    __slots__ = ("usable", "sql", "raw_sql", "param_names", "constants", "row", "types", "processors",
+                 "prepare", "dialect", "__weakref__")
 
     @classmethod
     def compile(cls, stmt, dialect) -> "_DriverRead":
@@ -520,6 +533,7 @@ class _DriverRead:
             and not compiled.escaped_bind_names and not compiled._bind_processors
             and compiled.positiontup is None)
         read.sql = compiled.string
+        read.raw_sql, read.param_names = _numbered_placeholders(read.sql)
         read.constants = {name: value for name, value in compiled.params.items() if value is not None}
         read.row = namedtuple("Row", names) if read.usable else None
         read.prepare = bool(stmt.get_execution_options().get(SERVER_PREPARE))
@@ -529,26 +543,64 @@ class _DriverRead:
     def run(self, conn, params: dict) -> list:
         values = {**self.constants, **params} if self.constants else params
         make = self.row._make
-        cursor = conn.connection.dbapi_connection.cursor(row_factory=lambda _cursor: make)
+        cursor = self._statement_cursor(conn.connection)
+        for listener in conn.dispatch.before_cursor_execute:
+            listener(conn, cursor, self.sql, values, None, False)
         try:
-            for listener in conn.dispatch.before_cursor_execute:
-                listener(conn, cursor, self.sql, values, None, False)
-            try:
-                cursor.execute(self.sql, values, prepare=self.prepare)
-                rows = cursor.fetchall()
-            except Exception as err:  # noqa: BLE001 - handed to SQLAlchemy, which re-raises
-                conn._handle_dbapi_exception(err, self.sql, values, cursor, None)
-            for listener in conn.dispatch.after_cursor_execute:
-                listener(conn, cursor, self.sql, values, None, False)
-            if self.processors is _UNKNOWN:
-                # what Core's result would apply, by the types the driver reports (psycopg:
-                # None for nearly all; a type decorator's own step, such as decryption)
-                found = tuple(t._cached_result_processor(self.dialect, d.type_code)
-                              for t, d in zip(self.types, cursor.description))
-                self.processors = found if any(found) else None
-        finally:
-            cursor.close()
+            cursor.execute(self.raw_sql, [values[name] for name in self.param_names], prepare=self.prepare)
+            rows = cursor.fetchall()
+        except KeyError as missing:  # as psycopg says it for a ``%(name)s`` query
+            from psycopg import ProgrammingError
+            conn._handle_dbapi_exception(ProgrammingError(f"query parameter missing: {missing.args[0]}"),
+                                         self.sql, values, cursor, None)
+        except Exception as err:  # noqa: BLE001 - handed to SQLAlchemy, which re-raises
+            conn._handle_dbapi_exception(err, self.sql, values, cursor, None)
+        for listener in conn.dispatch.after_cursor_execute:
+            listener(conn, cursor, self.sql, values, None, False)
+        if self.processors is _UNKNOWN:
+            # what Core's result would apply, by the types the driver reports (psycopg:
+            # None for nearly all; a type decorator's own step, such as decryption)
+            found = tuple(t._cached_result_processor(self.dialect, d.type_code)
+                          for t, d in zip(self.types, cursor.description))
+            self.processors = found if any(found) else None
         if self.processors is not None:
             procs = self.processors
             rows = [make(p(v) if p else v for p, v in zip(procs, row)) for row in rows]
         return rows
+
+    def _statement_cursor(self, pooled):
+        """This statement's cursor on the database connection behind ``pooled`` (the pool's
+        proxy), made at its first use there.  Kept in the pool's ``info`` of that connection,
+        which lives as long as the connection and is emptied when it is invalidated (a lost
+        connection's cursors go with it).  Between executions a cursor holds its last result,
+        the rows of one execution of a short read."""
+        cursors = pooled.info.get(_CURSORS)
+        if cursors is None:
+            cursors = pooled.info[_CURSORS] = {}
+        cursor = cursors.get(self)
+        if cursor is None or cursor.closed:
+            from psycopg import RawCursor
+            make = self.row._make
+            cursor = cursors[self] = RawCursor(pooled.dbapi_connection, row_factory=lambda _cursor: make)
+        return cursor
+
+
+_CURSORS = "qy_statement_cursors"
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _numbered_placeholders(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    """``sql`` in the ``pyformat`` style of SQLAlchemy's psycopg dialect (``%(name)s``, a
+    literal ``%`` written ``%%``) turned into PostgreSQL's own (``$1``, ``%``), UTF-8 encoded,
+    and the parameter names in ``$n`` order (a name used twice is one parameter)."""
+    names: list[str] = []
+
+    def number(match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), tuple(names)
