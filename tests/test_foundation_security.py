@@ -85,6 +85,18 @@ def test_security_headers_on_every_response(client, auth, path):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert resp.headers["Referrer-Policy"] in ("same-origin", "strict-origin-when-cross-origin", "no-referrer")
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+                 "Permissions-Policy"):
+        assert len(resp.headers.getlist(name)) == 1, name
+    assert len(resp.headers.getlist("Cache-Control")) == 1
+    assert ("no-store" in resp.headers["Cache-Control"]) is (not path.startswith("/static/"))
+    assert "Strict-Transport-Security" not in resp.headers  # plain HTTP in the tests
+
+
+def test_strict_transport_security_with_secure_cookies(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "SESSION_COOKIE_SECURE", True)
+    resp = client.get("/login")
+    assert resp.headers.getlist("Strict-Transport-Security") == ["max-age=31536000"]
 
 
 def test_pages_have_no_inline_script(client, auth):

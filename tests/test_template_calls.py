@@ -1,0 +1,87 @@
+"""Templates call functions through ``app.template_i18n.DirectCallContext``: plain functions,
+bound methods and builtins directly, everything else (and anything marked ``pass_context``,
+``pass_eval_context`` or ``pass_environment``) through Jinja's own ``Context.call``.  The output
+must be what Jinja's stock context gives for every kind of callable."""
+from __future__ import annotations
+
+from jinja2 import Environment, pass_context, pass_environment, pass_eval_context
+from jinja2.runtime import Context
+
+from app.template_i18n import DirectCallContext, LocaleEnvironment
+
+
+@pass_context
+def who(ctx, suffix=""):
+    return f"{ctx.get('name')}{suffix}"
+
+
+@pass_eval_context
+def autoescaping(eval_ctx):
+    return f"autoescape={eval_ctx.autoescape}"
+
+
+@pass_environment
+def env_kind(env):
+    return env.context_class.__name__
+
+
+def plain(a, b=1):
+    return a + b
+
+
+def stops():
+    raise StopIteration
+
+
+class Helpers:
+    factor = 3
+
+    def times(self, x):
+        return x * self.factor
+
+    @pass_context
+    def greet(self, ctx):
+        return "hi " + ctx.get("name")
+
+
+class CallableWithContext:
+    @pass_context
+    def __call__(self, ctx):
+        return "called with " + ctx.get("name")
+
+
+class PlainCallable:
+    def __call__(self, x):
+        return x + 100
+
+
+SOURCE = """{% macro m(x) %}[{{ x }}]{% endmacro -%}
+{{ plain(1) }} {{ plain(1, b=5) }} {{ h.times(2) }} {{ h.greet() }} {{ who() }} {{ who('!') }}
+{{ autoescaping() }} {{ d.get('k') }} {{ d.get('none', 'dflt') }} {{ 'x'.upper() }} {{ len(d) }}
+{{ m(7) }} {{ cwc() }} {{ pc(1) }} {{ ns(a=1).a }}
+{% for i in [1, 2] %}{{ who(loop.index|string) }}{% set inner = i %}{% endfor %}
+{{ stops() is undefined }}"""
+
+
+def _render(env) -> str:
+    from jinja2.utils import Namespace
+    return env.from_string(SOURCE).render(
+        plain=plain, h=Helpers(), who=who, autoescaping=autoescaping, d={"k": "v"}, len=len,
+        cwc=CallableWithContext(), pc=PlainCallable(), ns=Namespace, stops=stops, name="张三")
+
+
+def test_every_kind_of_callable_renders_as_with_jinjas_own_context():
+    stock = Environment(autoescape=True)
+    direct = Environment(autoescape=True)
+    direct.context_class = DirectCallContext
+    assert stock.context_class is Context
+    expected = _render(stock)
+    assert "hi 张三" in expected and "called with 张三" in expected and "张三1" in expected
+    assert _render(direct) == expected
+
+
+def test_the_apps_environment_uses_it(app):
+    assert LocaleEnvironment.context_class is DirectCallContext
+    assert isinstance(app.jinja_env.from_string("").new_context(), DirectCallContext)
+    with app.test_request_context("/"):
+        assert app.jinja_env.from_string("{{ f() }}").render(f=env_kind) == "DirectCallContext"
