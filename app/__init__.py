@@ -12,6 +12,7 @@ from typing import Optional
 from flask import Flask
 
 from config import BASE_DIR, Config, TestConfig, config_from_env
+from app import proxies
 
 # Domain packages with a ``routes.bp`` blueprint and/or a ``cli.register(app)``.
 BLUEPRINT_MODULES = ("accounts", "orgs", "home", "admin", "cases", "workflow", "reception", "reports",
@@ -26,6 +27,7 @@ def create_app(test_config: Optional[dict] = None, config: Optional[Config] = No
     _init_logging(app)
     _init_database(app)
     _init_extensions(app)
+    proxies.install()  # attribute reads through current_user, request, g … without an exception each
     _register_blueprints(app)
     _register_cli(app)
     _register_template_helpers(app)

@@ -138,8 +138,10 @@ class _ShownVocab:
     """``vocab`` as templates see it: the same tables, but ``vocab.label(...)`` gives the label
     in the page's language (``app.cases.vocab.shown``)."""
 
+    label = staticmethod(vocab.shown)  # a class attribute: read without a failed lookup first
+
     def __getattr__(self, name):
-        return vocab.shown if name == "label" else getattr(vocab, name)
+        return getattr(vocab, name)
 
 
 _SHOWN_VOCAB = _ShownVocab()
