@@ -28,7 +28,8 @@ import re
 import time
 from urllib.parse import urlencode
 
-from flask import flash, g, redirect, request, session as http_session, url_for
+from flask import current_app, flash, g, redirect, request, session as http_session, url_for
+from flask_wtf import csrf
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
@@ -93,20 +94,18 @@ def page_csrf_token() -> str:
     key and the raw token (a secret of that session alone: a key never reaches another session)
     and handed to the request as Flask-WTF's own (``g.csrf_token``, which a form's token field
     then reuses).  With a time limit set, each request signs as before."""
-    from flask import current_app
-    from flask_wtf.csrf import generate_csrf
     config = current_app.config
     field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if field in g:
         return g.get(field)
     if config.get("WTF_CSRF_TIME_LIMIT", 3600) is not None:
-        return generate_csrf()
+        return csrf.generate_csrf()
     secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
     token = _SIGNED_CSRF.get((secret, http_session.get(field)))
     if token is not None:
         setattr(g, field, token)
         return token
-    token = generate_csrf()  # which makes the raw token of a session that has none yet
+    token = csrf.generate_csrf()  # which makes the raw token of a session that has none yet
     raw = http_session.get(field)
     if isinstance(raw, str):
         if len(_SIGNED_CSRF) >= SIGNED_CSRF_KEPT:

@@ -85,3 +85,13 @@ def test_the_apps_environment_uses_it(app):
     assert isinstance(app.jinja_env.from_string("").new_context(), DirectCallContext)
     with app.test_request_context("/"):
         assert app.jinja_env.from_string("{{ f() }}").render(f=env_kind) == "DirectCallContext"
+
+
+def test_templates_share_the_environments_globals_and_own_ones_stay_apart(app):
+    env = app.jinja_env
+    assert env.get_template("macros.html").globals is env.globals  # live: one dict
+    own = env.get_template("macros.html", globals={"qy_test_only": 1})
+    assert own.globals["qy_test_only"] == 1 and own is not env.get_template("macros.html")
+    assert "qy_test_only" not in env.globals
+    assert env.from_string("{{ qy_test_only }}", globals={"qy_test_only": 2}).render() == "2"
+    assert "qy_test_only" not in env.globals
