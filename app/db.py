@@ -22,7 +22,8 @@ from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached, scoped_session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
@@ -424,23 +425,35 @@ def persistent_from_row(model, keys: tuple[str, ...], values) -> Optional[Any]:
     """The ``model`` instance whose column attributes ``keys`` hold ``values`` (a row read by
     ``select_rows``), as the session's own: the one in its identity map if it holds that row
     already (a query would return that one too, its expired attributes filled in), else a new
-    instance with the values as its loaded state and its identity set
-    (``make_transient_to_detached``), which the caller adds to the session (``session.add``):
-    from then on it is persistent as if a query had loaded it (changes are flushed,
-    relationships not set load when first read).  None when the primary key is NULL (the
-    columns of an outer join that found no row).
+    instance made persistent in the session as the ORM's loader makes a row it has not seen:
+    the values as its loaded state, its identity key set, entered in the identity map.  From
+    then on it is as if a query had loaded it (changes are flushed, relationships not set load
+    when first read).  None when the primary key is NULL (the columns of an outer join that
+    found no row).
 
-    Why: for the logged-in user, loaded first on every page, the ORM's query machinery
-    (compile state, query context, row processors, identity map bookkeeping) cost more than
-    reading the row.  ``keys`` must be every column attribute of ``model`` (none deferred),
-    primary key included; the values are written as the ORM's own loader writes them, without
-    attribute events (an encrypted column's value is already the decrypted one)."""
-    mapper = sa_inspect(model)
-    primary_key = [values[keys.index(mapper.get_property_by_column(col).key)] for col in mapper.primary_key]
+    Why: for the logged-in user, loaded first on every page, and the case page's case, places
+    and parties, the ORM's query machinery (compile state, query context, row processors)
+    cost more than reading the rows; and making the instances detached and then adding them
+    (``make_transient_to_detached`` + ``Session.add``) walked every relationship of the
+    mapper for the save-update cascade, ~3 % of a case page.  ``keys`` must be every column
+    attribute of ``model`` (none deferred), primary key included; the values are written as
+    the ORM's own loader writes them, without attribute events (an encrypted column's value is
+    already the decrypted one).  The loader's steps are SQLAlchemy's internals (2.0 and 2.1
+    alike); ``tests/test_user_loader.py`` and ``tests/test_case_detail_rows.py`` hold them to
+    a queried instance's behaviour."""
+    shape = _ROW_SHAPES.get((model, keys))
+    if shape is None:
+        mapper = sa_inspect(model)
+        positions = tuple(keys.index(mapper.get_property_by_column(col).key) for col in mapper.primary_key)
+        shape = _ROW_SHAPES[(model, keys)] = (mapper, positions)
+    mapper, positions = shape
+    primary_key = [values[i] for i in positions]
     if primary_key[0] is None:
         return None  # an outer join that found no row
     identity = mapper.identity_key_from_primary_key(primary_key)
-    existing = session().identity_map.get(identity)
+    sess = session()
+    identity_map = sess.identity_map
+    existing = identity_map.get(identity)
     if existing is not None:
         # what a query does with an instance it finds in the identity map: the attributes
         # not loaded (expired by a commit or ``expire``) take the row's values, the rest stay
@@ -451,11 +464,16 @@ def persistent_from_row(model, keys: tuple[str, ...], values) -> Optional[Any]:
                     set_committed_value(existing, key, value)
         return existing
     obj = mapper.class_manager.new_instance()
-    loaded = sa_inspect(obj).dict
-    for key, value in zip(keys, values):
-        loaded[key] = value
-    make_transient_to_detached(obj)
+    state = instance_state(obj)
+    state.dict.update(zip(keys, values))
+    state.key = identity
+    state.identity_token = identity[2]
+    state.session_id = sess.hash_key
+    identity_map._add_unpresent(state, identity)
     return obj
+
+
+_ROW_SHAPES: dict = {}  # (model, keys) → (mapper, positions of the primary key in keys)
 
 
 def select_rows(stmt, params: dict | None = None) -> list:

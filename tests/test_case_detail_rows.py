@@ -93,6 +93,31 @@ def test_a_case_outside_the_users_area_is_not_found(app, db):
         assert case_detail(_user("county_supervisor"), number).number == number
 
 
+def test_the_instances_are_the_sessions_own_as_a_query_would_leave_them(app, db):
+    """Made from rows, the case, its places and parties sit in the session's identity map: a
+    later query or ``get`` returns the same objects (no SQL for ``get``), nothing is pending,
+    and they can be expunged, refreshed and deleted as queried ones."""
+    supervisor_id, number = _registered()
+    with app.test_request_context("/"):
+        case = case_detail(app_db.session.get(User, supervisor_id), number)
+        assert case in app_db.session and all(p in app_db.session for p in case.parties)
+        assert case.village in app_db.session
+        assert not app_db.session.new and not app_db.session.dirty
+        with count_queries(app) as seen:
+            assert app_db.session.get(Case, case.id) is case
+            assert app_db.session.get(Party, case.parties[0].id) is case.parties[0]
+        assert seen == []
+        assert app_db.session.scalar(select(Case).where(Case.number == number)) is case
+        app_db.session.refresh(case)
+        assert case.number == number
+        party = case.parties[1]
+        app_db.session.delete(party)
+        app_db.session.flush()
+        assert app_db.session.get(Party, party.id) is None
+        app_db.session.expunge(case)
+        assert case not in app_db.session
+
+
 def test_a_case_the_session_holds_is_kept(app, db):
     supervisor_id, number = _registered()
     with app.test_request_context("/"):

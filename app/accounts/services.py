@@ -261,8 +261,7 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
     user = persistent_from_row(User, _USER_KEYS, user_values)
     if "org" in sa_inspect(user).unloaded:
         set_committed_value(user, "org", persistent_from_row(OrgUnit, _ORG_KEYS, org_values))
-    session.add(user)  # persistent, with its unit: loads, changes and flushes as after a query
-    return user
+    return user  # persistent, with its unit: loads, changes and flushes as after a query
 
 
 _USER_KEYS, _ORG_KEYS = column_keys(User), column_keys(OrgUnit)

@@ -607,7 +607,6 @@ def case_detail(user: User, number: str) -> Case:
             start = width + i * place_width
             set_committed_value(case, place, persistent_from_row(OrgUnit, _PLACE_KEYS, row[start:start + place_width]))
     _load_collections(case)
-    session.add(case)  # the save-update cascade attaches the places and parties made from rows
     return case
 
 
@@ -629,7 +628,7 @@ def _case_detail_statement(area):
 def _load_collections(case: Case) -> None:
     """The case's parties, read as rows by a statement built once per process and made the
     session's instances, set as the loaded collection (in the relationship's order) unless
-    already loaded; the caller adds the case to the session, which attaches them."""
+    already loaded."""
     if "parties" in sa_inspect(case).unloaded:
         stmt = prepared("case.party_rows", lambda: select(*entity_columns(Party))
                         .where(Party.case_id == bindparam("case_id")).order_by(Party.position, Party.id),
