@@ -501,6 +501,38 @@ def select_rows(stmt, params: dict | None = None) -> list:
     return conn.execute(stmt, params or {}).all()
 
 
+def select_entities(stmt, params: dict | None = None) -> list:
+    """The instances ``session.scalars(stmt, params)`` returns for ``stmt``, a SELECT of one
+    model kept by ``prepared`` (``select(Model).where(...).order_by(...)``), read as rows of its
+    columns (``select_rows``: on PostgreSQL the driver path) and made the session's by
+    ``persistent_from_row``: the same objects, in the same order, one the session holds kept
+    (its expired attributes filled in).
+
+    Why: the ORM's execution path (compile state, query context, loading) costs a short read
+    more Python than the rest of it; the case page reads a few record tables of the case this
+    way (follow-ups, risk gradings, sign-offs …) for about one case in two.  A statement with
+    loader options (``selectinload``/``joinedload``, which rows cannot carry), of anything but
+    one model, or not kept by ``prepared`` goes through ``session.scalars``."""
+    key = id(stmt)
+    shape = _ENTITY_READS.get(key, _UNKNOWN)
+    if shape is _UNKNOWN:
+        shape = None
+        if key in _KEPT and not stmt._with_options and len(stmt.column_descriptions) == 1:
+            model = stmt.column_descriptions[0]["entity"]
+            columns = stmt.with_only_columns(*entity_columns(model))
+            _KEPT.add(id(columns))  # kept in ``_ENTITY_READS`` for the life of the process
+            shape = (model, column_keys(model), columns)
+        if key in _KEPT:
+            _ENTITY_READS[key] = shape
+    if shape is None:
+        return list(session.scalars(stmt, params or {}))
+    model, keys, columns = shape
+    return [persistent_from_row(model, keys, row) for row in select_rows(columns, params)]
+
+
+_ENTITY_READS: dict[int, Optional[tuple]] = {}  # id of a kept statement → (model, keys, columns) or None
+
+
 _KEPT: set[int] = set()  # ids of the statements ``prepared`` keeps
 _UNKNOWN = object()
 _DRIVER_READS: dict[int, "_DriverRead"] = {}  # id of a kept statement → its compiled form

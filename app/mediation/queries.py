@@ -17,7 +17,7 @@ from app.cases.models import Case, FollowUp
 from app.cases.queries import department_tasks_of, has_related, scope_cases
 from app.cases.services import MEDIATOR_ROLES
 from app.cases.vocab import LEVELS, OPEN_STATUSES, RISK_LEVELS
-from app.db import common, prepared, session
+from app.db import common, prepared, select_entities, session
 from app.mediation.models import (Agreement, CaseClosure, JudicialConfirmation, MediationSession, MediatorChange,
                                   RosterMember, SessionParticipant)
 from app.orgs.models import OrgUnit
@@ -171,7 +171,7 @@ def case_records(case: Case) -> dict[str, Any]:
     rows of this case are read (``has_related``: one EXISTS statement tells which)."""
     params = {"case_id": case.id}
     records: dict[str, Any] = {
-        name: list(session.scalars(prepared(("case_records", name), build, server_prepare=True), params))
+        name: select_entities(prepared(("case_records", name), build, server_prepare=True), params)
         if has_related(case, table) else [] for name, (table, build) in CASE_RECORDS.items()}
     records["invites"] = [t for t in department_tasks_of(case) if t.kind == "invite"]  # shared with the panel
     records["agreement"] = records["agreements"][-1] if records["agreements"] else None

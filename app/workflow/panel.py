@@ -16,7 +16,7 @@ from app.cases.models import Case, RiskGrading, SignOff, SupervisionOrder
 from app.cases import services
 from app.cases.queries import department_tasks_of, has_related
 from app.cases.services import actions_for, active_risk_factors, departments_for, users_for_picker
-from app.db import prepared, select_rows, session
+from app.db import prepared, select_entities, select_rows
 from app.orgs.models import OrgUnit
 from app.reports import cache as report_cache
 from app.settings.services import get_setting
@@ -43,7 +43,7 @@ def panel_context(case: Case) -> dict[str, Any]:
     params = {"case_id": case.id}
 
     def rows(table: str, build) -> list:
-        return list(session.scalars(prepared(("panel", table), build, server_prepare=True), params)) if has_related(case, table) else []
+        return select_entities(prepared(("panel", table), build, server_prepare=True), params) if has_related(case, table) else []
     gradings = rows("risk_grading", lambda: select(RiskGrading).where(RiskGrading.case_id == bindparam("case_id"))
                     .order_by(RiskGrading.graded_at.desc(), RiskGrading.id.desc()))
     sign_offs = rows("sign_off", lambda: select(SignOff).where(SignOff.case_id == bindparam("case_id"))
