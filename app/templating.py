@@ -185,7 +185,7 @@ def fast_translations():
 
 
 def risk_badge_html(level: str | None) -> Markup:
-    """The risk-level badge (the ``risk_badge`` macro is this): a list page shows 50."""
+    """The risk-level badge (templates call it directly): a list page shows 50."""
     def make() -> Markup:
         colour, label = RISK_BADGES.get(level or "", NO_RISK_BADGE)
         return Markup('<span class="badge text-bg-{}">{}</span>').format(colour, gettext(label))
@@ -193,7 +193,7 @@ def risk_badge_html(level: str | None) -> Markup:
 
 
 def status_badge_html(status: str) -> Markup:
-    """The status badge (the ``status_badge`` macro is this)."""
+    """The status badge (templates call it directly)."""
     return _memo("status", status, lambda: Markup('<span class="badge text-bg-{}">{}</span>').format(
         STATUS_COLOURS.get(status, "secondary"), vocab.shown(vocab.STATUSES, status)))
 
