@@ -610,12 +610,18 @@ class _DriverRead:
         if self.processors is _UNKNOWN:
             # what Core's result would apply, by the types the driver reports (psycopg:
             # None for nearly all; a type decorator's own step, such as decryption)
-            found = tuple(t._cached_result_processor(self.dialect, d.type_code)
-                          for t, d in zip(self.types, cursor.description))
-            self.processors = found if any(found) else None
+            found = [t._cached_result_processor(self.dialect, d.type_code)
+                     for t, d in zip(self.types, cursor.description)]
+            # (position, processor) of the few columns that have one
+            self.processors = tuple((i, p) for i, p in enumerate(found) if p) or None
         if self.processors is not None:
-            procs = self.processors
-            rows = [make(p(v) if p else v for p, v in zip(procs, row)) for row in rows]
+            processed = []
+            for row in rows:
+                values = list(row)
+                for i, process in self.processors:
+                    values[i] = process(values[i])
+                processed.append(make(values))
+            rows = processed
         return rows
 
     def _statement_cursor(self, pooled):
