@@ -1,6 +1,7 @@
 """Template filters and globals: labels, masking, local dates, role-aware navigation."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -230,6 +231,7 @@ def static_url(filename: str) -> str:
 # What werkzeug's string converter leaves unquoted in a path segment (``UnicodeConverter.to_url``).
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"
 _NUMBER_SLOT = "QYCASENUMBERSLOT"
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~-]*")  # what quote() leaves as it is
 
 
 def case_link(endpoint: str, number: str, **values) -> str:
@@ -242,8 +244,11 @@ def case_link(endpoint: str, number: str, **values) -> str:
     ctx = _cv_request.get(None)
     if ctx is None:
         return url_for(endpoint, number=number, **values)
-    links = ctx.app.extensions.setdefault("qy_case_links", {})
-    key = (ctx.request.script_root, endpoint, *sorted(values.items()))
+    links = ctx.app.extensions.get("qy_case_links")
+    if links is None:
+        links = ctx.app.extensions["qy_case_links"] = {}
+    key = (ctx.request.script_root, endpoint, *sorted(values.items())) if values else \
+        (ctx.request.script_root, endpoint)
     parts = links.get(key)
     if parts is None:
         built = url_for(endpoint, number=_NUMBER_SLOT, **values)
@@ -252,7 +257,9 @@ def case_link(endpoint: str, number: str, **values) -> str:
         parts = links[key] = tuple(built.split(_NUMBER_SLOT)) if in_path else ()
     if not parts:
         return url_for(endpoint, number=number, **values)
-    return parts[0] + quote(str(number), safe=_SEGMENT_SAFE) + parts[1]
+    number = str(number)
+    # a number as the app makes them (QH-2026-000123) needs no quoting
+    return parts[0] + (number if _PLAIN_SEGMENT.fullmatch(number) else quote(number, safe=_SEGMENT_SAFE)) + parts[1]
 
 
 def case_url(number: str) -> str:

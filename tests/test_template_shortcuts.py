@@ -9,7 +9,7 @@ from jinja2 import Environment, Undefined
 from app.template_i18n import LocaleEnvironment
 from app.templating import case_link, case_url
 
-NUMBERS = ["QY-2026-000123", "调解（2026）第12号", "a b+c&d", "x%y", "~!$'()*,;=@:"]
+NUMBERS = ["QY-2026-000123", "QH.2026_x~1", "调解（2026）第12号", "a b+c&d", "x%y", "~!$'()*,;=@:"]
 
 
 @pytest.mark.parametrize("script_root", ["", "/qingyuan"])
