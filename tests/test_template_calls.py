@@ -95,3 +95,15 @@ def test_templates_share_the_environments_globals_and_own_ones_stay_apart(app):
     assert "qy_test_only" not in env.globals
     assert env.from_string("{{ qy_test_only }}", globals={"qy_test_only": 2}).render() == "2"
     assert "qy_test_only" not in env.globals
+
+
+def test_each_environment_keeps_its_own_loaded_templates(app):
+    """A language's overlay starts as a copy of the app's environment: the templates it loads
+    (translations folded in) are its own, never the plain ones loaded outside a request."""
+    env = app.jinja_env
+    plain = env.get_template("cases/detail.html")  # outside a request: not folded
+    assert env.get_template("cases/detail.html") is plain
+    with app.test_request_context("/"):
+        folded = env.get_template("cases/detail.html")
+        overlay = env._overlay_for_request()
+    assert folded is not plain and folded.environment is overlay and plain.environment is env
