@@ -13,6 +13,7 @@ from flask import Flask
 
 from config import BASE_DIR, Config, TestConfig, config_from_env
 from app import proxies
+from app.sessions import VerifiedCookieSessionInterface
 
 # Domain packages with a ``routes.bp`` blueprint and/or a ``cli.register(app)``.
 BLUEPRINT_MODULES = ("accounts", "orgs", "home", "admin", "cases", "workflow", "reception", "reports",
@@ -28,6 +29,7 @@ def create_app(test_config: Optional[dict] = None, config: Optional[Config] = No
     _init_database(app)
     _init_extensions(app)
     proxies.install()  # attribute reads through current_user, request, g … without an exception each
+    app.session_interface = VerifiedCookieSessionInterface()  # each cookie value verified once per worker
     _register_blueprints(app)
     _register_cli(app)
     _register_template_helpers(app)
