@@ -40,6 +40,7 @@ def test_inside_a_request_they_act_as_the_objects(app):
 
 
 def test_outside_any_context_they_fail_as_werkzeugs(app):
+    assert current_user._get_current_object() is None  # as Flask-Login's _get_user answers
     with pytest.raises(RuntimeError, match="outside of request context"):
         request.method  # noqa: B018
     with pytest.raises(RuntimeError, match="outside of application context"):
@@ -55,4 +56,5 @@ def test_a_logged_in_users_attributes_come_through(client, auth):
         assert client.get("/").status_code == 200
         assert current_user.is_authenticated
         assert current_user.username == "township_mediator" and current_user.role == "township_mediator"
+        assert current_user._get_current_object() is flask_login.utils._get_user()
         assert current_user.org.code and current_user.can("cases.view")
