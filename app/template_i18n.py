@@ -30,10 +30,17 @@ from flask.globals import _cv_request
 from flask_babel import get_locale, get_translations
 from flask.templating import Environment as FlaskEnvironment
 from jinja2.ext import Extension
+from jinja2.environment import Template
 from jinja2.runtime import Context
 from jinja2.lexer import (TOKEN_DOT, TOKEN_LBRACKET, TOKEN_LPAREN, TOKEN_MOD, TOKEN_NAME, TOKEN_RPAREN,
                           TOKEN_STRING, Token)
-from markupsafe import escape
+from markupsafe import Markup, escape
+
+try:  # markupsafe's own escaping of a str (its C speedup), which ``escape`` calls
+    from markupsafe import _escape_inner
+except ImportError:  # pragma: no cover - another markupsafe: escape as it does
+    def _escape_inner(value: str) -> str:
+        return str(escape(value))
 
 # the name templates translate with (app.templating installs template_gettext under it)
 GETTEXT_NAME = "_"
@@ -75,10 +82,43 @@ class DirectCallContext(Context):
                 "value was undefined because a callable raised a StopIteration exception")
 
 
+_new_str = str.__new__
+
+
+def direct_escape(value) -> Markup:
+    """``markupsafe.escape`` as autoescaped templates call it for every ``{{ … }}``, with the
+    two commonest kinds made without ``Markup.__new__``'s Python frame (which only checks for
+    ``__html__``, which a plain str or int has not): a str is escaped by markupsafe's own C
+    function, an int needs no escaping.  Anything else goes to ``markupsafe.escape``."""
+    kind = type(value)
+    if kind is str:
+        return _new_str(Markup, _escape_inner(value))
+    if kind is int:
+        return _new_str(Markup, str(value))
+    return escape(value)
+
+
+class DirectEscapeTemplate(Template):
+    """Jinja's template whose compiled code escapes with ``direct_escape``."""
+
+    @classmethod
+    def from_code(cls, environment, code, globals, uptodate=None):
+        # Jinja's own from_code, with the name the compiled code escapes by rebound in its
+        # module namespace (the render functions look it up there at each call)
+        namespace = {"environment": environment, "__file__": code.co_filename}
+        exec(code, namespace)  # nosec B102 # Jinja's compiled template, run as Jinja's from_code runs it
+        if "escape" in namespace:
+            namespace["escape"] = direct_escape
+        template = cls._from_namespace(environment, namespace, globals)
+        template._uptodate = uptodate
+        return template
+
+
 class LocaleEnvironment(FlaskEnvironment):
     """Flask's environment, choosing a per-language overlay for templates loaded in a request."""
 
     context_class = DirectCallContext
+    template_class = DirectEscapeTemplate
     folded_locale: str | None = None  # set on the overlays only
     folded_translations = None
 

@@ -107,3 +107,33 @@ def test_each_environment_keeps_its_own_loaded_templates(app):
         folded = env.get_template("cases/detail.html")
         overlay = env._overlay_for_request()
     assert folded is not plain and folded.environment is overlay and plain.environment is env
+
+
+class _Html:
+    def __html__(self):
+        return "<b>safe</b>"
+
+
+class _Text(str):
+    pass
+
+
+def test_direct_escape_is_markupsafes_escape():
+    from datetime import date
+    from decimal import Decimal
+
+    from markupsafe import Markup, escape
+
+    from app.template_i18n import direct_escape
+    for value in ["", "张三 <b>&\"'", "plain", 0, -12, 3.5, Decimal("1.50"), None, True, date(2026, 12, 7),
+                  Markup("<i>x</i>"), _Html(), _Text("<a>")]:
+        got, want = direct_escape(value), escape(value)
+        assert type(got) is type(want) is Markup and str(got) == str(want), value
+
+
+def test_the_apps_templates_escape_with_it(app):
+    from app.template_i18n import direct_escape
+    template = app.jinja_env.get_template("cases/detail.html")
+    assert template.root_render_func.__globals__["escape"] is direct_escape
+    rendered = app.jinja_env.from_string("{{ x }}|{{ n }}|{{ m }}").render(x="<张三&>", n=7, m=__import__("markupsafe").Markup("<i>"))
+    assert rendered == "&lt;张三&amp;&gt;|7|<i>"
