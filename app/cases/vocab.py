@@ -71,9 +71,16 @@ def shown(vocab: dict[str, str], code: str | None) -> str:
     Through the request's translations object (``app.templating.fast_translations``), as
     Flask-Babel's ``gettext`` would with no variables, without its per-call lookup of the
     context, domain and locale: a ledger page shows a status label and a type on every row."""
-    from app.templating import fast_translations
-    text = label(vocab, code)
-    return fast_translations().ugettext(text) if text else text
+    text = "" if code is None else vocab.get(code, code)
+    if not text:
+        return text
+    global _fast_translations
+    if _fast_translations is None:  # app.templating imports this module: bound at the first use
+        from app.templating import fast_translations as _fast_translations
+    return _fast_translations().ugettext(text)
+
+
+_fast_translations = None
 
 
 def code_for(vocab: dict[str, str], text: str | None) -> str | None:
