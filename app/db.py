@@ -567,7 +567,7 @@ class _DriverRead:
     ``%(name)s`` text and the parameters by name, as Core gives them."""
 
     __slots__ = ("usable", "sql", "raw_sql", "param_names", "constants", "row", "types", "processors",
-                 "prepare", "dialect", "__weakref__")
+                 "prepare", "dialect")
 
     @classmethod
     def compile(cls, stmt, dialect) -> "_DriverRead":

@@ -34,6 +34,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from app.db import write_intent
+from app.lru import LRU
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
@@ -78,7 +79,7 @@ def _session_expired(app) -> str | None:
 
 
 # The signed CSRF token of each session's raw token, per signing key: at most this many kept
-_SIGNED_CSRF: dict[tuple[str, str], str] = {}
+_SIGNED_CSRF = LRU()
 SIGNED_CSRF_KEPT = 10000
 
 
@@ -108,9 +109,7 @@ def page_csrf_token() -> str:
     token = csrf.generate_csrf()  # which makes the raw token of a session that has none yet
     raw = http_session.get(field)
     if isinstance(raw, str):
-        if len(_SIGNED_CSRF) >= SIGNED_CSRF_KEPT:
-            _SIGNED_CSRF.clear()  # sessions come and go: start again rather than grow
-        _SIGNED_CSRF[(secret, raw)] = token
+        _SIGNED_CSRF.put((secret, raw), token, SIGNED_CSRF_KEPT)
     return token
 
 

@@ -14,7 +14,7 @@ changed cookie, a forged one (its signature is part of the value), another key â
 Flask's own verification.  Each request gets its own copy of the data; only data of plain
 values (strings, numbers, booleans, None) is kept, so a request can never change what another
 one reads (a session holding flashed messages, a list, is verified every time).  At most
-``KEPT`` values are kept; when full, the store starts again.
+``KEPT`` values are kept, the least recently used dropped first (``app.lru``).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ import time
 
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
+
+from app.lru import LRU
 
 KEPT = 10000
 _PLAIN = (str, int, float, bool, type(None))
@@ -31,7 +33,7 @@ class VerifiedCookieSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, each cookie value verified once per worker."""
 
     def __init__(self) -> None:
-        self.verified: dict[tuple, tuple[int, dict]] = {}
+        self.verified = LRU()  # (keys, cookie value) â†’ (signed at, data)
 
     def open_session(self, app, request):
         if not app.secret_key:
@@ -47,7 +49,7 @@ class VerifiedCookieSessionInterface(SecureCookieSessionInterface):
             age = int(time.time()) - signed_at
             if 0 <= age <= max_age:
                 return self.session_class(data)  # a copy: the session is a dict of its own
-            del self.verified[key]
+            self.verified.pop(key)
             return self.session_class()  # expired, as itsdangerous would say
         try:
             data, signed_at = self.get_signing_serializer(app).loads(value, max_age=max_age,
@@ -55,7 +57,5 @@ class VerifiedCookieSessionInterface(SecureCookieSessionInterface):
         except BadSignature:
             return self.session_class()
         if isinstance(data, dict) and all(type(v) in _PLAIN for v in data.values()):
-            if len(self.verified) >= KEPT:
-                self.verified.clear()
-            self.verified[key] = (int(signed_at.timestamp()), dict(data))
+            self.verified.put(key, (int(signed_at.timestamp()), dict(data)), KEPT)
         return self.session_class(data)

@@ -103,14 +103,12 @@ class DirectEscapeTemplate(Template):
 
     @classmethod
     def from_code(cls, environment, code, globals, uptodate=None):
-        # Jinja's own from_code, with the name the compiled code escapes by rebound in its
-        # module namespace (the render functions look it up there at each call)
-        namespace = {"environment": environment, "__file__": code.co_filename}
-        exec(code, namespace)  # nosec B102 # Jinja's compiled template, run as Jinja's from_code runs it
+        template = super().from_code(environment, code, globals, uptodate)
+        # the compiled code's module namespace, where its render functions look the name up
+        # at each call
+        namespace = template.root_render_func.__globals__
         if "escape" in namespace:
             namespace["escape"] = direct_escape
-        template = cls._from_namespace(environment, namespace, globals)
-        template._uptodate = uptodate
         return template
 
 

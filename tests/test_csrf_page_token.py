@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from app import security
+from app.lru import LRU
 from tests.conftest import AuthActions
 from tests.helpers import csrf_token
 
@@ -54,16 +55,20 @@ def test_after_logout_the_old_token_is_refused(client, auth):
 
 def test_with_a_time_limit_every_request_signs_anew(app, client, auth, monkeypatch):
     monkeypatch.setitem(app.config, "WTF_CSRF_TIME_LIMIT", 3600)
-    monkeypatch.setattr(security, "_SIGNED_CSRF", {})
+    monkeypatch.setattr(security, "_SIGNED_CSRF", LRU())
     auth.login("township_mediator")
     token = csrf_token(client)
-    assert security._SIGNED_CSRF == {}
+    assert not security._SIGNED_CSRF.items
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
 
 
 def test_the_kept_tokens_are_bounded(client, auth, monkeypatch):
-    monkeypatch.setattr(security, "_SIGNED_CSRF", {("k", str(n)): "t" for n in range(3)})
+    kept = LRU()
+    for n in range(3):
+        kept.put(("k", str(n)), "t", 3)
+    monkeypatch.setattr(security, "_SIGNED_CSRF", kept)
     monkeypatch.setattr(security, "SIGNED_CSRF_KEPT", 3)
     auth.login("township_mediator")
     token = csrf_token(client)
-    assert list(security._SIGNED_CSRF.values()) == [token]
+    assert len(kept.items) == 3 and list(kept.items.values())[-1] == token  # the newest kept
+    assert ("k", "0") not in kept.items  # the least recently used dropped

@@ -71,7 +71,7 @@ def shown(vocab: dict[str, str], code: str | None) -> str:
     Through the request's translations object (``app.templating.fast_translations``), as
     Flask-Babel's ``gettext`` would with no variables, without its per-call lookup of the
     context, domain and locale: a ledger page shows a status label and a type on every row."""
-    text = "" if code is None else vocab.get(code, code)
+    text = label(vocab, code)
     if not text:
         return text
     global _fast_translations

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import threading
-from collections import OrderedDict
 from typing import Callable, Iterable, Optional, TypeVar
 
 from flask import current_app, has_app_context
@@ -47,6 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.base import NO_VALUE
 
 from app.db import Base, is_sqlite, session
+from app.lru import LRU
 from app.reports import summary as _summary  # noqa: F401  (its before_commit registers first)
 
 T = TypeVar("T")
@@ -219,36 +218,7 @@ def note_counters(global_value: Optional[int], global_nonce: Optional[int], coun
 # ---------------------------------------------------------------- the cache
 
 
-class _LRU:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.items: OrderedDict = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-            return value
-
-    def put(self, key, value, size: int) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > size:
-                self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-            self.hits = self.misses = 0
-
-_cache = _LRU()
+_cache = LRU()
 
 
 def clear() -> None:
