@@ -29,6 +29,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
+from app.lru import LRU
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -199,6 +201,8 @@ def _configure_postgresql(engine: Engine) -> None:
     def _begun(conn):
         conn.info["qy_wrote"] = False
 
+    _begin_transactions_when_needed(engine)
+
     @event.listens_for(engine, "before_cursor_execute")
     def _note_writes(conn, _cursor, statement, _parameters, _context, _executemany):
         # anything but a plain SELECT (INSERT, UPDATE, DELETE, a WITH that may write, DDL,
@@ -214,10 +218,81 @@ def _configure_postgresql(engine: Engine) -> None:
             context.connection.info["qy_wrote"] = True
 
 
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
+
+# Statements that must run in the transaction although they read like plain SELECTs: row locks
+# (held until the end of the transaction), transaction-scoped advisory locks and settings,
+# sequence and notification functions (kept with the writes they belong to).
+_TRANSACTIONAL_SELECT = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b|pg_advisory|set_config|nextval|setval|"
+    r"pg_notify|txid_current|pg_current_xact_id", re.IGNORECASE)
+
+
+def needs_transaction(statement: str) -> bool:
+    """Whether ``statement`` must run inside a transaction on PostgreSQL: everything but a
+    plain SELECT (``_TRANSACTIONAL_SELECT`` names the SELECTs that are not plain)."""
+    head = statement.lstrip()[:6].upper()
+    return head != "SELECT" or _TRANSACTIONAL_SELECT.search(statement) is not None
+
+
+def _begin_transactions_when_needed(engine: Engine) -> None:
+    """Open PostgreSQL transactions only when a statement needs one (lazy BEGIN).
+
+    psycopg opens a transaction with a round trip of its own (``BEGIN``) before a connection's
+    first statement and SQLAlchemy ends it with another (``COMMIT`` or ``ROLLBACK``): two of the
+    case page's eight round trips, for a request that only reads.  Here the driver connection
+    runs in autocommit mode (set at every checkout) and this engine sends ``BEGIN`` itself just
+    before the first statement that needs a transaction (``needs_transaction``: a write, a
+    SAVEPOINT, a SET, a locking read, a server-side cursor); from there on the request's
+    statements run in that transaction, and SQLAlchemy's commit or rollback ends it as before
+    (psycopg's ``commit()``/``rollback()`` send COMMIT/ROLLBACK when a transaction is open and
+    nothing when none is).  A request that only reads sends neither BEGIN nor COMMIT.
+
+    Why the reads before the first write lose nothing: at READ COMMITTED, PostgreSQL's default
+    and the only level this app uses, every statement of a transaction takes its own snapshot,
+    so a plain SELECT sees the same rows in or out of one; what a transaction adds to a read
+    (row locks, transaction-scoped advisory locks and settings) is what ``needs_transaction``
+    sends into one.  A connection given ``isolation_level="AUTOCOMMIT"`` explicitly (VACUUM,
+    ``CREATE INDEX CONCURRENTLY``) gets no BEGIN; SQLAlchemy's reset of such a connection turns
+    autocommit off, and the next checkout turns it on again."""
+    needs = LRU()  # statement → whether it needs a transaction (the statements are few: compiled once each)
+
+    @event.listens_for(engine, "checkout")
+    def _autocommit(dbapi_conn, _record, _proxy):
+        if not dbapi_conn.autocommit and dbapi_conn.pgconn.transaction_status == _IDLE:
+            dbapi_conn.autocommit = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_if_needed(conn, cursor, statement, _parameters, context, _executemany):
+        driver = cursor.connection
+        if driver.pgconn.transaction_status != _IDLE or not driver.autocommit:
+            return
+        options = context.execution_options if context is not None else conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        need = needs.get(statement)
+        if need is None:
+            need = needs_transaction(statement)
+            needs.put(statement, need, 4096)
+        if need or options.get("stream_results"):
+            driver.execute("BEGIN")
+
+
+def begin_driver_transaction(conn) -> None:
+    """Make sure ``conn`` (a SQLAlchemy connection) has a transaction open on PostgreSQL before
+    something the engine's events do not see writes on the driver connection (a COPY,
+    ``app.bulk``); see ``_begin_transactions_when_needed``."""
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql" and driver.autocommit and driver.pgconn.transaction_status == _IDLE:
+        driver.execute("BEGIN")
+
+
 def mark_written(conn) -> None:
     """Note that ``conn``'s transaction wrote by a way the engine's events do not see (a COPY
-    on the raw driver connection, ``app.bulk``), so ``end_read_only_transaction`` leaves it alone."""
+    on the raw driver connection, ``app.bulk``), so ``end_read_only_transaction`` leaves it
+    alone, and open the driver's transaction if none is (``begin_driver_transaction``)."""
     conn.info["qy_wrote"] = True
+    begin_driver_transaction(conn)
 
 
 def end_read_only_transaction(sess=None) -> bool:
@@ -660,3 +735,63 @@ def _numbered_placeholders(sql: str) -> tuple[bytes, tuple[str, ...]]:
         return f"${names.index(name) + 1}"
 
     return _PLACEHOLDER.sub(number, sql).encode(), tuple(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# A parent's child rows read inside the parent's own statement (PostgreSQL).
+
+def child_rows_column(columns: list, where, order_by: list, name: str):
+    """``(SELECT json_agg(json_build_array(<columns>) ORDER BY <order_by>) FROM … WHERE <where>)``
+    labelled ``name``: the child rows of the enclosing statement's row as one JSON array of
+    arrays (NULL when there are none), for ``ChildRows.decode``.  PostgreSQL only.
+
+    Why: the case page read its case, then the case's parties, then its timeline, each a round
+    trip of its own (a send, a wait and a receive on both sides, and the driver's per-statement
+    Python); a correlated subquery over the children's ``case_id`` index costs PostgreSQL
+    next to nothing more inside the case's statement."""
+    from sqlalchemy import func, select
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+    return (select(func.json_agg(aggregate_order_by(func.json_build_array(*columns), *order_by)))
+            .where(where).scalar_subquery().label(name))
+
+
+class ChildRows:
+    """Turns the JSON arrays of ``child_rows_column`` back into the values a SELECT of the same
+    ``columns`` returns: JSON has only strings and numbers, so a date or a timestamp comes back
+    from its ISO text, and a column whose type has a result step of its own (a type decorator,
+    such as ``EncryptedString``'s decryption) gets it, as ``_DriverRead`` applies it.  Column
+    types other than integers, booleans, strings, dates and timestamps are refused when the
+    decoder is made (a NUMERIC would come back as a float, bytes as hex text): read those as
+    rows."""
+
+    def __init__(self, columns: list, dialect) -> None:
+        from datetime import date as _date
+
+        from sqlalchemy.sql import sqltypes
+        from sqlalchemy.types import TypeDecorator
+        self.converters: list[tuple[int, Any]] = []
+        for position, column in enumerate(columns):
+            kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+            if isinstance(kind, sqltypes.DateTime):
+                convert = datetime.fromisoformat
+            elif isinstance(kind, sqltypes.Date):
+                convert = _date.fromisoformat
+            elif isinstance(kind, (sqltypes.Integer, sqltypes.String, sqltypes.Boolean)):
+                convert = column.type._cached_result_processor(dialect, None)
+            else:
+                raise TypeError(f"{column} ({column.type}) cannot be read back from JSON exactly")
+            if convert is not None:
+                self.converters.append((position, convert))
+
+    def decode(self, arrays: Optional[list]) -> list[list]:
+        """The rows (lists of values, in ``columns`` order) of one JSON value; [] for NULL."""
+        if not arrays:
+            return []
+        converters = self.converters
+        if converters:
+            for values in arrays:
+                for position, convert in converters:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = convert(value)
+        return arrays

@@ -58,8 +58,16 @@ def test_a_marked_statement_stays_prepared_when_read_only_requests_end_with_comm
     marked = _probe("qy_probe_marked", server_prepare=True)
     _requests(pg_engine, marked, end_read_only_transaction)
     assert _prepared_count(pg_engine, "qy_probe_marked") == 1
-    # ended with ROLLBACK, psycopg deallocates everything it prepared
+    # a read-only request opened no transaction (``app.db``'s lazy BEGIN): its rollback sends
+    # nothing, and the statement stays prepared
     _requests(pg_engine, marked, lambda s: s.rollback(), times=1)
+    assert _prepared_count(pg_engine, "qy_probe_marked") == 1
+    # a transaction that wrote and ended with ROLLBACK: psycopg deallocates everything it prepared
+
+    def write_then_roll_back(s):
+        s.execute(text("CREATE TEMPORARY TABLE qy_probe_scratch (n integer) ON COMMIT DROP"))
+        s.rollback()
+    _requests(pg_engine, marked, write_then_roll_back, times=1)
     assert _prepared_count(pg_engine, "qy_probe_marked") == 0
 
 

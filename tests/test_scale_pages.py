@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.cases.models import Attachment, Case, FollowUp, Party, RiskGrading
 from app.cases.queries import RELATED_TABLES, CaseFilters, has_related, page_of_cases, related_tables
-from app.db import common, rare, unindexed
+from app.db import common, is_sqlite, rare, unindexed
 from app.settings.models import Setting
 from app.settings.services import get_setting, set_setting
 from app.templating import today_local
@@ -311,31 +311,40 @@ def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, clien
 
 
 def test_case_detail_loads_parties_and_timeline_in_order_and_keeps_loaded_ones(db, app):
-    """``case_detail`` reads the parties (by position) and the timeline (by id) with statements
-    of its own: the same rows in the same order as the relationships give, one statement each,
-    and a collection the session already holds (with a change not yet flushed) is kept."""
+    """``case_detail`` reads the parties (by position) and the timeline (by id): on PostgreSQL
+    inside the case's own statement (JSON arrays, ``app.db.child_rows_column``), on SQLite
+    with a statement each; the same rows in the same order as the relationships give, and a
+    collection the session already holds (with a change not yet flushed) is kept."""
     from app.cases.models import TimelineEntry
-    from app.cases.queries import case_detail
+    from app.cases.queries import case_detail, timeline_of
     me = user("township_mediator")
     case = make_case("in_mediation", "township")
     db.add_all([Party(case_id=case.id, position=3, kind="person", name="丙", role="applicant"),
                 Party(case_id=case.id, position=1, kind="person", name="甲", role="applicant"),
                 Party(case_id=case.id, position=2, kind="organisation", name="乙公司", role="respondent")])
-    db.add_all([TimelineEntry(case_id=case.id, action=f"step{i}") for i in range(3)])
+    db.add_all([TimelineEntry(case_id=case.id, action=f"step{i}", note=f"第{i}步") for i in range(3)])
     db.flush()
     number, case_id = case.number, case.id
     db.expire_all()
     with count_queries(app) as seen:
         loaded = case_detail(me, number)
         names = [p.name for p in loaded.parties]
-        actions = [t.action for t in loaded.timeline]
+        shown = timeline_of(loaded)
+    queried = db.execute(select(TimelineEntry.id, TimelineEntry.at, TimelineEntry.actor_id, TimelineEntry.actor_name,
+                                TimelineEntry.action, TimelineEntry.from_status, TimelineEntry.to_status,
+                                TimelineEntry.note).where(TimelineEntry.case_id == case_id)
+                         .order_by(TimelineEntry.id)).all()
     assert names == ["甲", "乙公司", "丙"]
-    assert actions == [a for (a,) in db.execute(select(TimelineEntry.action).where(TimelineEntry.case_id == case_id)
-                                                  .order_by(TimelineEntry.id))]
-    # one statement each for the case with its flags, the parties and the timeline (the others
-    # refresh the user that expire_all expired)
+    # the same values, of the same types (the timestamps back from JSON's text on PostgreSQL)
+    assert [tuple(r) for r in shown] == [tuple(r) for r in queried] and len(shown) >= 3
+    assert [type(v) for r in shown for v in r] == [type(v) for r in queried for v in r]
+    assert [t.action for t in shown] == [t.action for t in loaded.timeline]
+    # one statement for the case with its flags and (PostgreSQL) its children; on SQLite one each
+    # for the parties and the timeline (the others refresh the user that expire_all expired)
+    pg = not is_sqlite()
     assert [sum(1 for s in seen if s.lstrip().startswith(f"SELECT {t}.id")) for t in ("dispute_case", "party",
-                                                                                    "timeline_entry")] == [1, 1, 1]
+                                                                                    "timeline_entry")] \
+        == ([1, 0, 0] if pg else [1, 1, 1])
     held = loaded.parties
     held[0].name = "甲改"  # not flushed
     again = case_detail(me, number)

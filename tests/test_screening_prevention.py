@@ -328,3 +328,39 @@ def test_hot_spot_period_picker(client, auth, db):
     assert f"months=6&amp;end={end}" in html  # the chart reads the same window
     assert client.get("/screening/hotspots?months=7").status_code == 422
     assert client.get("/screening/hotspots?end=2026-13").status_code == 422
+
+
+def test_the_case_pages_one_statement_answers_as_the_two_functions(db, app):
+    """``prevention_for_case`` (the case page's repeat parties and 同村同类 cases in one UNION ALL)
+    gives what ``repeats_for_case`` and ``cluster_for_case`` give on their own: for readers of
+    different areas, a case with no parties (the cluster alone), with more conditions than the
+    kept shapes, and with more same-type cases than the page names, in one statement each."""
+    from tests.helpers import count_queries
+    set_setting("cluster.window_days", 90)
+    set_setting("cluster.threshold", 3)
+    base = date(2026, 5, 1)
+    a = make_case(registered_on=base, parties=({"name": "郑一", "id_number": ID_A, "phone": "13900004444"},))
+    same = [make_case(registered_on=base + timedelta(days=d), parties=({"name": f"郑{d}"},)) for d in range(-5, 8)]
+    b = make_case(registered_on=base - timedelta(days=3), village=OTHER_TOWNSHIP_VILLAGE,
+                  parties=({"name": "郑二", "phone": "13900004444"},))
+    c = make_case(registered_on=base + timedelta(days=2), parties=({"name": "郑一"},))
+    bare = make_case(registered_on=base, parties=())
+    many = make_case(registered_on=base, parties=tuple(
+        {"name": f"冯{i}", "id_number": f"42022219900202{i:03d}X", "phone": f"1390001{i:04d}"} for i in range(3)))
+    make_case(registered_on=base, parties=({"name": "冯1", "phone": "13900010001"},))
+    for username in ("county_supervisor", "township_mediator", "village_mediator"):
+        me = user(username)
+        for case in (a, bare, many, same[0], c, b):
+            case.parties  # loaded with the case on its page
+            with count_queries(app) as seen:
+                repeats, cluster = queries.prevention_for_case(me, case)
+            # one statement (and the settings, read again after the test's uncommitted writes)
+            assert len([sql for sql in seen if "FROM setting" not in sql]) == 1
+            assert repeats == queries.repeats_for_case(me, case)
+            assert cluster == queries.cluster_for_case(me, case)
+    # what the county sees of ``a``: the cluster's newest ten of its 17 others (the thirteen, c,
+    # ``bare``, ``many`` and 冯1's case; not b, in another village), and both repeats
+    repeats, cluster = queries.prevention_for_case(user("county_supervisor"), a)
+    assert cluster.total == len(same) + 4 and len(cluster.cases) == queries.CLUSTER_SHOWN
+    assert [o.registered_on for o in cluster.cases] == sorted((o.registered_on for o in cluster.cases), reverse=True)
+    assert {o.id for o, _ in repeats} == {b.id, c.id}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import namedtuple
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -28,7 +29,8 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party, TimelineEntry
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import column_keys, entity_columns, persistent_from_row, prepared, select_rows, session, transaction_memo, unindexed
+from app.db import (ChildRows, child_rows_column, column_keys, entity_columns, persistent_from_row, prepared, select_rows,
+                    session, transaction_memo, unindexed)
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
@@ -583,46 +585,83 @@ def find_possible_duplicates(user: User, village_id: int, dispute_type: str, id_
 
 def case_detail(user: User, number: str) -> Case:
     """A visible case with what its page shows loaded (its township, village and grid, its
-    parties).  The same statement tells which record tables hold rows of the case
-    (``related_tables``, one correlated EXISTS per table), so the page's sections need no
-    statement of their own to find out.
+    parties, on PostgreSQL its timeline).  The same statement tells which record tables hold
+    rows of the case (``related_tables``, one correlated EXISTS per table), so the page's
+    sections need no statement of their own to find out.
 
-    The case and its three places come as one row, the parties as rows of their own (both
-    ``select_rows``: on PostgreSQL straight on the driver), made the session's instances by
-    ``persistent_from_row``; they are then persistent as if queried (changes flushed, with the
-    case's version check; relationships not set load when first read).  Why: the ORM's query
-    machinery for an entity with three joined ones cost about as much as everything else of
-    this statement, on the page opened most."""
-    stmt, params = scoped_prepared(user, "case_detail.row", _case_detail_statement, server_prepare=True)
+    The case and its three places come as one row (``select_rows``: on PostgreSQL straight on
+    the driver), made the session's instances by ``persistent_from_row``; they are then
+    persistent as if queried (changes flushed, with the case's version check; relationships
+    not set load when first read).  Why: the ORM's query machinery for an entity with three
+    joined ones cost about as much as everything else of this statement, on the page opened
+    most.  On PostgreSQL the row also carries the case's parties and timeline as JSON arrays
+    (``app.db.child_rows_column``): one round trip instead of three; SQLite reads them with
+    statements of their own (in-process, a statement costs no round trip there)."""
+    dialect = session.get_bind().dialect
+    with_children = dialect.name == "postgresql"
+    stmt, params = scoped_prepared(user, ("case_detail.row", with_children),
+                                   lambda area: _case_detail_statement(area, with_children), server_prepare=True)
     rows = select_rows(stmt, params | {"number": number})
     if not rows:
         raise NotFound()
     row, width, place_width = rows[0], len(_CASE_KEYS), len(_PLACE_KEYS)
     case = persistent_from_row(Case, _CASE_KEYS, row[:width])
+    flags = width + len(_CASE_PLACES) * place_width
     transaction_memo(RELATED_MEMO)[case.id] = frozenset(
-        name for name, present in zip(RELATED_TABLES, row[width + len(_CASE_PLACES) * place_width:]) if present)
+        name for name, present in zip(RELATED_TABLES, row[flags:flags + len(RELATED_TABLES)]) if present)
     unloaded = sa_inspect(case).unloaded  # all but the columns, unless the session held the case
     for i, place in enumerate(_CASE_PLACES):
         if place in unloaded:
             start = width + i * place_width
             set_committed_value(case, place, persistent_from_row(OrgUnit, _PLACE_KEYS, row[start:start + place_width]))
-    _load_collections(case)
+    if with_children:
+        party_json, timeline_json = row[-2:]
+        if "parties" in unloaded:
+            decode = _child_decoder("parties", _PARTY_COLUMNS, dialect)
+            set_committed_value(case, "parties", [persistent_from_row(Party, _PARTY_KEYS, values)
+                                                  for values in decode(party_json)])
+        if "timeline" in unloaded:
+            decode = _child_decoder("timeline", _TIMELINE_COLUMNS, dialect)
+            transaction_memo(TIMELINE_MEMO)[case.id] = [_TimelineRow._make(values) for values in decode(timeline_json)]
+    else:
+        _load_collections(case)
     return case
 
 
 _CASE_KEYS, _PARTY_KEYS, _PLACE_KEYS = column_keys(Case), column_keys(Party), column_keys(OrgUnit)
 _CASE_PLACES = ("township", "village", "grid")
+_PARTY_COLUMNS = [getattr(Party, key) for key in _PARTY_KEYS]
+_PARTY_ORDER = [Party.position, Party.id]  # the ``parties`` relationship's order
+# what the case page's timeline shows (``timeline_of``)
+_TIMELINE_COLUMNS = [TimelineEntry.id, TimelineEntry.at, TimelineEntry.actor_id, TimelineEntry.actor_name,
+                     TimelineEntry.action, TimelineEntry.from_status, TimelineEntry.to_status, TimelineEntry.note]
+_TimelineRow = namedtuple("_TimelineRow", [c.key for c in _TIMELINE_COLUMNS])
+TIMELINE_MEMO = "qy_case_timeline"  # case id → its timeline rows read with the case, for the transaction
+_DECODERS: dict = {}
 
 
-def _case_detail_statement(area):
+def _child_decoder(name: str, columns: list, dialect):
+    decoder = _DECODERS.get(name)
+    if decoder is None:
+        decoder = _DECODERS[name] = ChildRows(columns, dialect).decode
+    return decoder
+
+
+def _case_detail_statement(area, with_children: bool = False):
     """The case numbered ``:number`` in ``area``: its columns, each place's columns (outer
-    joins: no grid is a row of NULLs) and the related-table EXISTS flags, as one row."""
+    joins: no grid is a row of NULLs) and the related-table EXISTS flags, as one row; with
+    ``with_children`` (PostgreSQL) then its parties and its timeline as JSON arrays."""
     places = [aliased(OrgUnit, name=f"qy_case_{place}") for place in _CASE_PLACES]
     source = Case.__table__
     for place, alias in zip(_CASE_PLACES, places):
         source = source.outerjoin(alias, alias.id == getattr(Case, f"{place}_id"))
+    children = [
+        child_rows_column(_PARTY_COLUMNS, Party.case_id == Case.id, _PARTY_ORDER, "qy_parties"),
+        child_rows_column(_TIMELINE_COLUMNS, TimelineEntry.case_id == Case.id, [TimelineEntry.id], "qy_timeline"),
+    ] if with_children else []
     return (select(*entity_columns(Case), *(column for alias in places for column in entity_columns(alias)),
-                   *_related_exists(Case.id)).select_from(source).where(area, Case.number == bindparam("number")))
+                   *_related_exists(Case.id), *children)
+            .select_from(source).where(area, Case.number == bindparam("number")))
 
 
 def _load_collections(case: Case) -> None:
@@ -630,8 +669,8 @@ def _load_collections(case: Case) -> None:
     session's instances, set as the loaded collection (in the relationship's order) unless
     already loaded."""
     if "parties" in sa_inspect(case).unloaded:
-        stmt = prepared("case.party_rows", lambda: select(*entity_columns(Party))
-                        .where(Party.case_id == bindparam("case_id")).order_by(Party.position, Party.id),
+        stmt = prepared("case.party_rows", lambda: select(*_PARTY_COLUMNS)
+                        .where(Party.case_id == bindparam("case_id")).order_by(*_PARTY_ORDER),
                         server_prepare=True)
         set_committed_value(case, "parties", [persistent_from_row(Party, _PARTY_KEYS, r)
                                               for r in select_rows(stmt, {"case_id": case.id})])
@@ -642,13 +681,16 @@ def timeline_of(case: Case) -> list:
     ``at``, ``actor_id``, ``actor_name``, ``action``, ``from_status``, ``to_status`` and
     ``note``.  Only shown, never changed there, so read as rows rather than entities (a
     tenth of the page's statements' Python); the loaded collection when a write of this
-    request has loaded it already (it holds that write's entry)."""
+    request has loaded it already (it holds that write's entry); the rows ``case_detail`` read
+    with the case when no write came since (``transaction_memo`` forgets them at a flush)."""
     if "timeline" not in sa_inspect(case).unloaded:
         return list(case.timeline)
-    stmt = prepared("case.timeline_rows", lambda: select(
-        TimelineEntry.id, TimelineEntry.at, TimelineEntry.actor_id, TimelineEntry.actor_name, TimelineEntry.action,
-        TimelineEntry.from_status, TimelineEntry.to_status, TimelineEntry.note)
-        .where(TimelineEntry.case_id == bindparam("case_id")).order_by(TimelineEntry.id), server_prepare=True)
+    read = transaction_memo(TIMELINE_MEMO).get(case.id)
+    if read is not None:
+        return read
+    stmt = prepared("case.timeline_rows", lambda: select(*_TIMELINE_COLUMNS)
+                    .where(TimelineEntry.case_id == bindparam("case_id")).order_by(TimelineEntry.id),
+                    server_prepare=True)
     return select_rows(stmt, {"case_id": case.id})
 
 

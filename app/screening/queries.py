@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import and_, bindparam, func, literal, select, union
+from sqlalchemy import Integer, and_, bindparam, cast, func, literal, null, select, union, union_all
 from sqlalchemy import case as sql_case
 
 from app.accounts.models import User
@@ -199,29 +199,22 @@ def _repeat_pairs(kinds: tuple[str, ...]):
     return union(*branches).limit(REPEAT_CANDIDATES)
 
 
-def _repeat_statement(user: User, kinds: tuple[str, ...]) -> tuple:
+def _repeat_select(area, kinds: tuple[str, ...]):
     """The visible cases among the repeat pairs of ``kinds``, each row a brief case
-    (``CASE_BRIEF``) with the number of the condition it matched (a case matching several
-    conditions comes once per condition), in one statement: the pairs are a subquery joined to
-    the cases on their key, with the user's area.  Built once per shape and kind of area
-    (``app.db.prepared``) for the usual few parties, and prepared on the server too: every
-    branch is one index range and the join a key lookup, the same plan for any value, and
-    planning the UNION cost 0.4–0.8 ms a case page.  One statement instead of the pairs and
-    then the cases: a round trip and an ORM execution fewer on every case page."""
-    def build(area):
-        pairs = _repeat_pairs(kinds).subquery("pairs")
-        return (select(*CASE_BRIEF, pairs.c.condition).join(pairs, pairs.c.case_id == Case.id)
-                .where(area, Case.id != bindparam("self")).order_by(Case.id, pairs.c.condition))
-    # a case of more than a few parties: built for the one call, not kept
-    return scoped_prepared(user, ("repeats", kinds), build, server_prepare=True, keep=len(kinds) <= 8)
+    (``CASE_BRIEF``), a NULL ``total`` (the 同村同类 rows' column, so both read as one result)
+    and the number of the condition it matched (a case matching several conditions comes once
+    per condition): the pairs are a subquery joined to the cases on their key, with the user's
+    area.  One statement instead of the pairs and then the cases."""
+    pairs = _repeat_pairs(kinds).subquery("pairs")
+    return (select(*CASE_BRIEF, cast(null(), Integer).label("total"), pairs.c.condition)
+            .join(pairs, pairs.c.case_id == Case.id)
+            .where(area, Case.id != bindparam("self")).order_by(Case.id, pairs.c.condition))
 
 
-def repeats_for_case(user: User, case: Case) -> list[tuple]:
-    """Other visible cases sharing a party with ``case`` (ID number, phone or name in the same
-    village), each with the reasons it matched: ``[(brief row, [reason, …]), …]``, newest first
-    (a brief row has ``id``, ``number``, ``dispute_type``, ``registered_on`` and ``status``);
-    at most 50 cases per condition (those with the lowest ids)."""
-    conditions: list[tuple[str, str, str]] = []  # (kind, value, party name)
+def _repeat_conditions(case: Case) -> list[tuple[str, str, str]]:
+    """(kind, value, party name) of each repeat condition of ``case``: its parties' ID numbers
+    and phones (their keyed hashes) and a person's name within the village."""
+    conditions: list[tuple[str, str, str]] = []
     for p in case.parties:
         if p.id_number_hash:
             conditions.append(("id", p.id_number_hash, p.name))
@@ -229,13 +222,18 @@ def repeats_for_case(user: User, case: Case) -> list[tuple]:
             conditions.append(("phone", p.phone_hash, p.name))
         if p.kind == "person":
             conditions.append(("name", p.name, p.name))
-    if not conditions:
-        return []
-    stmt, area = _repeat_statement(user, tuple(kind for kind, _, _ in conditions))
-    params = {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id,
-                                                                             "self": case.id}
+    return conditions
+
+
+def _repeat_params(case: Case, conditions: list[tuple[str, str, str]]) -> dict:
+    return {f"v{i}": value for i, (_, value, _) in enumerate(conditions)} | {"village": case.village_id,
+                                                                           "self": case.id}
+
+
+def _repeats_from_rows(rows: list, conditions: list[tuple[str, str, str]]) -> list[tuple]:
+    """``repeats_for_case``'s answer from the repeat rows (in case id, condition order)."""
     found: dict[int, tuple] = {}  # case id → (brief row, reasons), in id order
-    for row in select_rows(stmt, area | params):
+    for row in rows:
         entry = found.get(row.id)
         if entry is None:
             if len(found) == 50 * len(conditions):
@@ -246,6 +244,22 @@ def repeats_for_case(user: User, case: Case) -> list[tuple]:
         if reason not in entry[1]:
             entry[1].append(reason)
     return sorted(found.values(), key=lambda e: e[0].registered_on, reverse=True)
+
+
+def repeats_for_case(user: User, case: Case) -> list[tuple]:
+    """Other visible cases sharing a party with ``case`` (ID number, phone or name in the same
+    village), each with the reasons it matched: ``[(brief row, [reason, …]), …]``, newest first
+    (a brief row has ``id``, ``number``, ``dispute_type``, ``registered_on`` and ``status``);
+    at most 50 cases per condition (those with the lowest ids).  The case page reads these
+    together with its 同村同类 cases (``prevention_for_case``)."""
+    conditions = _repeat_conditions(case)
+    if not conditions:
+        return []
+    kinds = tuple(kind for kind, _, _ in conditions)
+    # a case of more than a few parties: built for the one call, not kept
+    stmt, area = scoped_prepared(user, ("repeats", kinds), lambda clause: _repeat_select(clause, kinds),
+                                 server_prepare=True, keep=len(kinds) <= 8)
+    return _repeats_from_rows(select_rows(stmt, area | _repeat_params(case, conditions)), conditions)
 
 
 # ---------------------------------------------------------------- clusters
@@ -319,24 +333,65 @@ class CaseCluster:
         return self.total + 1 >= self.threshold
 
 
+def _cluster_select(area):
+    """Other visible cases of the village ``:village`` and type ``:type`` registered strictly
+    between ``:since`` and ``:until``, not ``:id``: the newest ``:shown`` as brief rows, each
+    with their number (``total``, a window count over the same rows) and a NULL ``condition``
+    (the repeat rows' column)."""
+    return (select(*CASE_BRIEF, func.count().over().label("total"), cast(null(), Integer).label("condition"))
+            .where(area, Case.village_id == bindparam("village"), Case.dispute_type == bindparam("type"),
+                   Case.id != bindparam("id"), Case.registered_on > bindparam("since"),
+                   Case.registered_on < bindparam("until"))
+            .order_by(Case.registered_on.desc(), Case.id.desc()).limit(bindparam("shown")))
+
+
+def _cluster_params(case: Case, window: int, shown: int) -> dict:
+    return {"village": case.village_id, "type": case.dispute_type, "id": case.id,
+            "since": case.registered_on - timedelta(days=window),
+            "until": case.registered_on + timedelta(days=window), "shown": shown}
+
+
+def _cluster_from_rows(rows: list, params: dict, window: int, threshold: int) -> CaseCluster:
+    return CaseCluster(total=rows[0].total if rows else 0, cases=rows,
+                       first_day=params["since"] + timedelta(days=1), last_day=params["until"] - timedelta(days=1),
+                       window=window, threshold=threshold)
+
+
 def cluster_for_case(user: User, case: Case, shown: int = CLUSTER_SHOWN) -> CaseCluster:
     """Other visible cases of the same village and type registered within the window of this
     case's registration date (either side): their number and the newest ``shown`` of them, in
-    one statement (the total is a window count over the same rows)."""
+    one statement (the total is a window count over the same rows).  The case page reads these
+    together with its repeat parties (``prevention_for_case``)."""
     window, threshold = cluster_settings()
-    stmt, area = scoped_prepared(user, "cluster_for_case", lambda clause: (
-        select(*CASE_BRIEF, func.count().over().label("total"))
-        .where(clause, Case.village_id == bindparam("village"), Case.dispute_type == bindparam("type"),
-               Case.id != bindparam("id"), Case.registered_on > bindparam("since"),
-               Case.registered_on < bindparam("until"))
-        .order_by(Case.registered_on.desc(), Case.id.desc()).limit(bindparam("shown"))), server_prepare=True)
-    since, until = case.registered_on - timedelta(days=window), case.registered_on + timedelta(days=window)
-    rows = select_rows(stmt, area | {
-        "village": case.village_id, "type": case.dispute_type, "id": case.id, "since": since, "until": until,
-        "shown": shown})
-    return CaseCluster(total=rows[0].total if rows else 0, cases=rows,
-                       first_day=since + timedelta(days=1), last_day=until - timedelta(days=1),
-                       window=window, threshold=threshold)
+    stmt, area = scoped_prepared(user, "cluster_for_case", _cluster_select, server_prepare=True)
+    params = _cluster_params(case, window, shown)
+    return _cluster_from_rows(select_rows(stmt, area | params), params, window, threshold)
+
+
+def prevention_for_case(user: User, case: Case, shown: int = CLUSTER_SHOWN) -> tuple[list[tuple], CaseCluster]:
+    """``(repeats_for_case(user, case), cluster_for_case(user, case, shown))`` in one statement:
+    the two SELECTs as the branches of a UNION ALL, told apart by which of ``total`` and
+    ``condition`` is NULL, each branch keeping its own order and limit (a subquery).  Why: the
+    case page asked them one after the other, two round trips where one does; built once per
+    shape of the repeat conditions and kind of area, like ``repeats_for_case``'s own."""
+    conditions = _repeat_conditions(case)
+    if not conditions:
+        return [], cluster_for_case(user, case, shown)
+    window, threshold = cluster_settings()
+    kinds = tuple(kind for kind, _, _ in conditions)
+
+    def build(area):
+        cluster = _cluster_select(area).subquery("qy_cluster")
+        repeats = _repeat_select(area, kinds).subquery("qy_repeats")
+        return union_all(select(*cluster.c), select(*repeats.c))
+    stmt, area = scoped_prepared(user, ("prevention", kinds), build, server_prepare=True, keep=len(kinds) <= 8)
+    cluster_params = _cluster_params(case, window, shown)
+    rows = select_rows(stmt, area | cluster_params | _repeat_params(case, conditions))
+    cluster_rows = sorted((r for r in rows if r.condition is None),
+                          key=lambda r: (r.registered_on, r.id), reverse=True)
+    repeat_rows = sorted((r for r in rows if r.condition is not None), key=lambda r: (r.id, r.condition))
+    return (_repeats_from_rows(repeat_rows, conditions),
+            _cluster_from_rows(cluster_rows, cluster_params, window, threshold))
 
 
 # ---------------------------------------------------------------- hot spots

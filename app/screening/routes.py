@@ -236,13 +236,13 @@ def criminal(number: str):
 def _case_extras(case):
     """What the case page shows from prevention: repeat parties, the cluster, the 民转刑 flags."""
     from app.screening.services import can_flag_criminal
-    cluster = queries.cluster_for_case(current_user, case)
+    repeats, cluster = queries.prevention_for_case(current_user, case)
     # the whole window in the ledger (this case among them), when the page names only the newest;
     # the ledger's fixed address and a query string, no trip through the URL map
     cluster_url = fixed_url("cases.index") + "?" + urlencode(
         {"village": case.village.code, "type": case.dispute_type, "from": cluster.first_day.isoformat(),
          "to": cluster.last_day.isoformat()}) if cluster.total > len(cluster.cases) else None
-    return {"repeats": queries.repeats_for_case(current_user, case), "cluster": cluster, "cluster_url": cluster_url,
+    return {"repeats": repeats, "cluster": cluster, "cluster_url": cluster_url,
             "can_flag": can_flag_criminal(current_user)}
 
 
