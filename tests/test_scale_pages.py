@@ -310,6 +310,47 @@ def test_case_page_reads_department_tasks_once_for_panel_and_mediation(db, clien
     assert sum(1 for s in seen if s.lstrip().startswith("SELECT department_task.id")) == 1
 
 
+def test_department_tasks_read_as_rows_equal_the_orms_joined_load(db, app):
+    """``department_tasks_of`` reads the tasks and their departments as rows and makes them the
+    session's instances: the values the ORM's joined load gives, in id order, each with its
+    department, persistent (a change is flushed), a task the session holds kept as it is."""
+    from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy.orm import joinedload
+
+    from app.cases.models import DepartmentTask
+    from app.cases.queries import case_detail, department_tasks_of
+    from app.orgs.models import OrgUnit
+    me = user("township_mediator")
+    case = make_case("in_mediation", "township")
+    depts = db.scalars(select(OrgUnit).where(OrgUnit.level == "department").order_by(OrgUnit.id).limit(2)).all()
+    db.add_all([DepartmentTask(case_id=case.id, department_id=depts[i % 2].id, kind=kind, request=f"请求{i}",
+                               due_on=today_local(), resolved=i == 1)
+                for i, kind in enumerate(("transfer", "invite", "invite"))])
+    db.flush()
+    number = case.number
+    columns = [a.key for a in sa_inspect(DepartmentTask).column_attrs]
+    db.expunge_all()
+    expected = [({k: getattr(t, k) for k in columns}, t.department.name) for t in db.scalars(
+        select(DepartmentTask).where(DepartmentTask.case_id == case.id)
+        .options(joinedload(DepartmentTask.department)).order_by(DepartmentTask.id))]
+    db.expunge_all()
+    loaded = case_detail(me, number)
+    with count_queries(app) as seen:
+        tasks = department_tasks_of(loaded)
+    assert len(seen) == 1 and department_tasks_of(loaded) is tasks  # remembered
+    assert [({k: getattr(t, k) for k in columns}, t.department.name) for t in tasks] == expected
+    assert len(expected) == 3 and len({t.department_id for t in tasks}) == 2
+    assert all(sa_inspect(t).persistent and sa_inspect(t.department).persistent for t in tasks)
+    # persistent: a change is flushed (the flush forgets the remembered list); a task the
+    # session holds (with a change not flushed) is the one read again
+    tasks[0].answer = "已答复"
+    db.flush()
+    assert db.scalar(select(DepartmentTask.answer).where(DepartmentTask.id == tasks[0].id)) == "已答复"
+    tasks[1].answer = "未保存"
+    again = department_tasks_of(case_detail(me, number))
+    assert again[1] is tasks[1] and again[1].answer == "未保存"
+
+
 def test_case_detail_loads_parties_and_timeline_in_order_and_keeps_loaded_ones(db, app):
     """``case_detail`` reads the parties (by position) and the timeline (by id): on PostgreSQL
     inside the case's own statement (JSON arrays, ``app.db.child_rows_column``), on SQLite

@@ -4,7 +4,8 @@ from a phone, repeat parties and clusters, hot spots, the early-warning board an
 from __future__ import annotations
 
 from datetime import date
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import quote_plus
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -233,15 +234,21 @@ def criminal(number: str):
     return redirect(url_for("cases.detail", number=number) + "#criminal-flags")
 
 
+# ``urlencode``'s quoting of one value, kept for the few values the case pages repeat (village
+# codes, dispute types, days): quoting the Chinese type byte by byte was ~1 % of a case page
+_query_value = lru_cache(maxsize=1024)(quote_plus)
+
+
 def _case_extras(case):
     """What the case page shows from prevention: repeat parties, the cluster, the 民转刑 flags."""
     from app.screening.services import can_flag_criminal
     repeats, cluster = queries.prevention_for_case(current_user, case)
     # the whole window in the ledger (this case among them), when the page names only the newest;
     # the ledger's fixed address and a query string, no trip through the URL map
-    cluster_url = fixed_url("cases.index") + "?" + urlencode(
-        {"village": case.village.code, "type": case.dispute_type, "from": cluster.first_day.isoformat(),
-         "to": cluster.last_day.isoformat()}) if cluster.total > len(cluster.cases) else None
+    cluster_url = fixed_url("cases.index") + "?" + "&".join(
+        f"{name}={_query_value(value)}" for name, value in (
+            ("village", case.village.code), ("type", case.dispute_type), ("from", cluster.first_day.isoformat()),
+            ("to", cluster.last_day.isoformat()))) if cluster.total > len(cluster.cases) else None
     return {"repeats": repeats, "cluster": cluster, "cluster_url": cluster_url,
             "can_flag": can_flag_criminal(current_user)}
 
