@@ -335,6 +335,43 @@ def test_suggestions_rank_same_village_and_matching_specialty(db):
     assert [r.member.id for r in rows] == [both.id, busy.id, spec_only.id, village_only.id, neither.id]
 
 
+def test_roster_for_case_reads_members_with_their_units_in_one_statement(app, db):
+    """``roster_for_case`` reads the members and their units as rows: the members the ORM's
+    query gives (active ones of the case's township and its villages, by name), each with its
+    unit, in one statement however many units they belong to; a member the session holds
+    (with a change not flushed) is kept."""
+    from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy import or_, select
+
+    from app.mediation.models import RosterMember
+    from app.orgs.models import OrgUnit
+    from tests.helpers import count_queries
+    case = mediation_case(village=VILLAGE)
+    township = org(VILLAGE[:9])
+    for i, village in enumerate((VILLAGE, "429960002002", "429960002003", township.code, OTHER_TOWNSHIP_VILLAGE)):
+        roster_member(name=f"成员{i}", village=village, phone=f"1370000{i:04d}")
+    gone = roster_member(name="成员停用")
+    gone.active = False
+    db.flush()
+    columns = [a.key for a in sa_inspect(RosterMember).column_attrs]
+    db.expunge_all()
+    case = db.get(type(case), case.id)
+    expected = [({k: getattr(m, k) for k in columns}, m.org.code) for m in db.scalars(
+        select(RosterMember).join(OrgUnit, RosterMember.org_id == OrgUnit.id)
+        .where(RosterMember.active, or_(OrgUnit.id == case.township_id, OrgUnit.township_id == case.township_id))
+        .order_by(RosterMember.name))]
+    db.expunge_all()
+    case = db.get(type(case), case.id)
+    with count_queries(app) as seen:
+        members = queries.roster_for_case(case)
+        got = [({k: getattr(m, k) for k in columns}, m.org.code) for m in members]
+    assert got == expected and len(got) == 4 and len({code for _, code in got}) == 4
+    assert len(seen) == 1  # the units came with the members: no load per unit
+    assert all(sa_inspect(m).persistent for m in members) and members[0].phone == "13700000000"  # decrypted
+    members[0].specialty = "未保存"
+    assert queries.roster_for_case(case)[0] is members[0] and members[0].specialty == "未保存"
+
+
 def test_case_page_shows_suggestions_to_mediators_only_and_reads_them_only_for_them(app, db, client, auth):
     from tests.helpers import count_queries
     case = mediation_case(village=VILLAGE)

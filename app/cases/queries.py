@@ -29,8 +29,8 @@ from app.accounts.roles import COUNTY_ROLES, TOWNSHIP_ROLES
 from app.cases.models import Attachment, Case, DepartmentTask, Party, TimelineEntry
 from app.cases.vocab import OPEN_STATUSES
 from app.crypto import lookup_hash
-from app.db import (ChildRows, child_rows_column, column_keys, entity_columns, persistent_from_row, prepared, select_rows,
-                    session, transaction_memo, unindexed)
+from app.db import (ChildRows, child_rows_column, column_keys, entities_with_parent, entity_columns, persistent_from_row,
+                    prepared, select_rows, session, transaction_memo, unindexed)
 from app.errors import NotFound, ValidationFailed
 from app.i18n import N_
 from app.orgs.models import OrgUnit
@@ -712,18 +712,10 @@ def department_tasks_of(case: Case) -> list[DepartmentTask]:
             .join(department, department.id == DepartmentTask.department_id)
             .where(DepartmentTask.case_id == bindparam("case_id")).order_by(DepartmentTask.id),
             server_prepare=True)
-        tasks = []
-        width = len(_TASK_KEYS)
-        for row in select_rows(stmt, {"case_id": case.id}):
-            task = persistent_from_row(DepartmentTask, _TASK_KEYS, row[:width])
-            if "department" in sa_inspect(task).unloaded:
-                set_committed_value(task, "department", persistent_from_row(OrgUnit, _PLACE_KEYS, row[width:]))
-            tasks.append(task)
+        tasks = entities_with_parent(select_rows(stmt, {"case_id": case.id}), DepartmentTask, "department", OrgUnit)
         memo[case.id] = tasks
     return tasks
 
-
-_TASK_KEYS = column_keys(DepartmentTask)
 
 
 def attachments_of(case: Case) -> list[Attachment]:
