@@ -170,3 +170,33 @@ def test_the_panels_pickers_are_what_their_own_queries_give(app, db, status):
         assert ctx["mediators"] == users_for_picker(case, MEDIATOR_ROLES) and ctx["mediators"]
         assert ctx["leaders"] == users_for_picker(case, LEADER_ROLES) and ctx["leaders"]
         assert ctx["all_users"] == users_for_picker(case, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison"))
+
+
+def test_users_for_picker_equals_the_orms_query(app, db):
+    """``users_for_picker`` (a kept statement read as rows) gives the users the plain ORM query
+    gives — active, of the roles asked, whose unit is the case's county, township or village or
+    lies under its village — in (role, name) order, for cases in different townships; an
+    inactive user and another township's are left out."""
+    from sqlalchemy import or_
+
+    from app.cases.services import users_for_picker
+    from app.orgs.models import OrgUnit
+    from app.workflow.panel import LEADER_ROLES, MEDIATOR_ROLES
+    from tests.screening_factories import OTHER_TOWNSHIP_VILLAGE, make_case
+    here, there = make_case(), make_case(village=OTHER_TOWNSHIP_VILLAGE)
+    gone = app_db.session.scalar(select(User).where(User.username == "village_mediator"))
+    gone.active = False
+    app_db.session.flush()
+    for case in (here, there):
+        for roles in (MEDIATOR_ROLES, LEADER_ROLES, MEDIATOR_ROLES + LEADER_ROLES + ("grid_worker", "dept_liaison")):
+            expected = list(app_db.session.scalars(
+                select(User).join(OrgUnit, User.org_id == OrgUnit.id)
+                .where(User.active, User.role.in_(list(roles)),
+                       or_(OrgUnit.id == case.county_id, OrgUnit.id == case.township_id, OrgUnit.id == case.village_id,
+                           OrgUnit.parent_id == case.village_id))
+                .order_by(User.role, User.display_name)))
+            with count_queries(app) as seen:
+                got = users_for_picker(case, roles)
+            assert got == expected and len(seen) == 1
+        assert gone not in users_for_picker(case, MEDIATOR_ROLES)
+    assert users_for_picker(here, MEDIATOR_ROLES) != users_for_picker(there, MEDIATOR_ROLES)
