@@ -6,6 +6,9 @@ metadata with no app.  Services only ``flush()``; the request (or CLI command) c
 SQLite gets WAL, a 10 s busy timeout, ``synchronous=NORMAL`` and ``BEGIN IMMEDIATE`` for
 every transaction: a deferred transaction that reads and then writes gets "database is
 locked" at once when another process writes, whatever the timeout says.
+
+PostgreSQL opens a transaction only before the first statement that needs one
+(``_begin_transactions_when_needed``): a request that only reads sends no BEGIN and no COMMIT.
 """
 from __future__ import annotations
 
