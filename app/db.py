@@ -565,7 +565,8 @@ _ROW_SHAPES: dict = {}  # (model, keys) → (mapper, positions of the primary ke
 def select_rows(stmt, params: dict | None = None) -> list:
     """The rows of ``stmt``, a SELECT of columns (no ORM entities), on the session's connection,
     after the flush the ORM's autoflush would have done.  A statement kept by ``prepared`` runs
-    on PostgreSQL straight on the driver (``_DriverRead``), any other through SQLAlchemy Core;
+    straight on the driver (``_DriverRead`` on PostgreSQL, ``_SQLiteRead`` on SQLite), any other
+    through SQLAlchemy Core;
     either way each row is a named tuple (``row.name``, ``row[0]``, unpacking).
 
     Why: ``session.execute`` takes even a column SELECT through the ORM's compile state, query
@@ -578,10 +579,12 @@ def select_rows(stmt, params: dict | None = None) -> list:
     if sess.autoflush:
         sess.flush()  # returns at once when nothing is pending
     conn = sess.connection()
-    if id(stmt) in _KEPT and conn.dialect.name == "postgresql":
-        read = _DRIVER_READS.get(id(stmt))
+    if id(stmt) in _KEPT:
+        dialect = conn.dialect
+        read = _DRIVER_READS.get((id(stmt), dialect.name))
         if read is None:
-            read = _DRIVER_READS[id(stmt)] = _DriverRead.compile(stmt, conn.dialect)
+            kind = _DriverRead if dialect.name == "postgresql" else _SQLiteRead if dialect.name == "sqlite" else None
+            read = _DRIVER_READS[(id(stmt), dialect.name)] = kind.compile(stmt, dialect) if kind else _NOT_USABLE
         if read.usable:
             return read.run(conn, params or {})
     return conn.execute(stmt, params or {}).all()
@@ -642,7 +645,14 @@ _ENTITY_READS: dict[int, Optional[tuple]] = {}  # id of a kept statement → (mo
 
 _KEPT: set[int] = set()  # ids of the statements ``prepared`` keeps
 _UNKNOWN = object()
-_DRIVER_READS: dict[int, "_DriverRead"] = {}  # id of a kept statement → its compiled form
+_DRIVER_READS: dict[tuple[int, str], Any] = {}  # (id of a kept statement, dialect) → its compiled form
+
+
+class _NotUsable:
+    usable = False
+
+
+_NOT_USABLE = _NotUsable()
 
 
 class _DriverRead:
@@ -746,6 +756,73 @@ class _DriverRead:
             make = self.row._make
             cursor = cursors[self] = RawCursor(pooled.dbapi_connection, row_factory=lambda _cursor: make)
         return cursor
+
+
+class _SQLiteRead:
+    """A kept SELECT compiled once for the sqlite3 driver, and run there: ``_DriverRead``'s
+    counterpart for SQLite, where the database works in-process and SQLAlchemy Core's execution
+    (the compiled-cache lookup by the statement's cache key, the execution context, parameter
+    processing, the cursor result) was a sixth of a case page.  Kept from Core: the statement
+    listeners, the connection's error handling, the bind processors (dates become SQLite's ISO
+    text) and the columns' result processors (ISO text back to dates, numbers to ``Decimal``, JSON,
+    booleans, decryption) — each applied only where the type has one.  Parameters are SQLite's
+    positional ``?`` in the compiled order.  A statement with list parameters (``expanding``) or
+    names that cannot name a tuple field goes through Core.  ``tests/test_driver_reads.py``
+    compares both ways on both databases."""
+
+    __slots__ = ("usable", "sql", "positions", "constants", "binds", "row", "processors")
+
+    @classmethod
+    def compile(cls, stmt, dialect) -> "_SQLiteRead":
+        read = cls()
+        compiled = stmt.compile(dialect=dialect)
+        names = [entry.keyname for entry in compiled._result_columns]
+        read.usable = bool(
+            names and len(set(names)) == len(names)
+            and all(n.isidentifier() and not n.startswith("_") for n in names)
+            and not compiled.post_compile_params and not compiled.literal_execute_params
+            and not compiled.escaped_bind_names and compiled.positiontup is not None)
+        read.sql = compiled.string
+        read.positions = tuple(compiled.positiontup or ())
+        read.constants = {name: value for name, value in compiled.params.items() if value is not None}
+        binds = compiled._bind_processors
+        read.binds = tuple((i, binds[name]) for i, name in enumerate(read.positions) if name in binds) or None
+        read.row = namedtuple("Row", names) if read.usable else None
+        found = [entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns]
+        read.processors = tuple((i, p) for i, p in enumerate(found) if p) or None
+        return read
+
+    def run(self, conn, params: dict) -> list:
+        values = {**self.constants, **params} if self.constants else params
+        try:
+            args = [values[name] for name in self.positions]
+        except KeyError as missing:
+            raise exc.ArgumentError(f"A value is required for bind parameter {missing.args[0]!r}") from None
+        if self.binds is not None:
+            for i, process in self.binds:
+                args[i] = process(args[i])
+        cursor = conn.connection.dbapi_connection.cursor()
+        for listener in conn.dispatch.before_cursor_execute:
+            listener(conn, cursor, self.sql, args, None, False)
+        try:
+            cursor.execute(self.sql, args)
+            rows = cursor.fetchall()
+        except Exception as err:  # noqa: BLE001 - handed to SQLAlchemy, which re-raises
+            conn._handle_dbapi_exception(err, self.sql, args, cursor, None)
+        finally:
+            cursor.close()
+        for listener in conn.dispatch.after_cursor_execute:
+            listener(conn, cursor, self.sql, args, None, False)
+        make = self.row._make
+        if self.processors is None:
+            return [make(row) for row in rows]
+        processed = []
+        for row in rows:
+            row = list(row)
+            for i, process in self.processors:
+                row[i] = process(row[i])
+            processed.append(make(row))
+        return processed
 
 
 _CURSORS = "qy_statement_cursors"

@@ -1,8 +1,8 @@
-"""Kept column reads run straight on the PostgreSQL driver (``app.db.select_rows`` with a
-statement from ``app.db.prepared``: ``_DriverRead``).  They must return what SQLAlchemy Core
-returns — the same values, types and column names —, be seen by the engine's statement
-listeners, and fail as Core fails: SQLAlchemy's exception, the transaction left to the
-rollback, a lost connection invalidated.  PostgreSQL only (SQLite always goes through Core)."""
+"""Kept column reads run straight on the driver (``app.db.select_rows`` with a statement from
+``app.db.prepared``: ``_DriverRead`` on PostgreSQL, ``_SQLiteRead`` on SQLite).  They must
+return what SQLAlchemy Core returns — the same values, types and column names —, be seen by
+the engine's statement listeners, and fail as Core fails: SQLAlchemy's exception, the
+transaction left to the rollback, a lost connection invalidated (the last two PostgreSQL's)."""
 from __future__ import annotations
 
 import pytest
@@ -10,18 +10,28 @@ from sqlalchemy import bindparam, exc, func, select, text
 
 from app import db as app_db
 from app.cases.models import Case, Party, TimelineEntry
-from app.db import _DRIVER_READS, _DriverRead, end_read_only_transaction, prepared, select_rows
+from app.db import _DRIVER_READS, _DriverRead, end_read_only_transaction, is_sqlite, prepared, select_rows
 from app.settings.models import Setting
 from tests.helpers import count_queries
 from tests.intake_helpers import make_case
 
 
 @pytest.fixture()
-def pg(app, db, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only: SQLite reads go through Core")
+def driver(app, db):
     with app.test_request_context("/"):
         yield
+
+
+@pytest.fixture()
+def pg(driver, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's transactions and connections")
+    yield
+
+
+def _read(stmt):
+    """The driver read ``select_rows`` compiled for ``stmt`` on this database."""
+    return _DRIVER_READS[(id(stmt), app_db.session.get_bind().dialect.name)]
 
 
 def _both_ways(stmt, params):
@@ -57,7 +67,7 @@ STATEMENTS = {
 }
 
 
-def test_kept_reads_return_what_core_returns(pg):
+def test_kept_reads_return_what_core_returns(driver):
     case = _a_case_with_parties_and_timeline()
     app_db.session.add(Setting(key="test.driver_reads", value={"days": [30, 60], "note": "二级"}))
     app_db.session.flush()
@@ -66,7 +76,7 @@ def test_kept_reads_return_what_core_returns(pg):
     for name, build in STATEMENTS.items():
         stmt = prepared(("test.driver_reads", name), build, server_prepare=name != "settings")
         driver, core = _both_ways(stmt, params[name])
-        assert _DRIVER_READS[id(stmt)].usable, name  # the driver path was taken
+        assert _read(stmt).usable, name  # the driver path was taken
         assert driver, name
         assert [tuple(r) for r in driver] == [tuple(r) for r in core], name
         assert [tuple(map(type, r)) for r in driver] == [tuple(map(type, r)) for r in core], name
@@ -78,20 +88,20 @@ def test_kept_reads_return_what_core_returns(pg):
     assert settings == {s.key: s.value for s in app_db.session.scalars(select(Setting))}
 
 
-def test_reads_the_driver_cannot_take_go_through_core(pg):
+def test_reads_the_driver_cannot_take_go_through_core(driver):
     case = _a_case_with_parties_and_timeline()
     lists = prepared(("test.driver_reads", "expanding"), lambda: select(Case.id, Case.number)
                      .where(Case.id.in_(bindparam("ids", expanding=True))).order_by(Case.id))
     rows = select_rows(lists, {"ids": [case.id]})
     assert [tuple(r) for r in rows] == [(case.id, case.number)]
-    assert not _DRIVER_READS[id(lists)].usable
+    assert not _read(lists).usable
     # a statement not kept by ``prepared`` is never compiled for the driver
     once = select(Case.id).where(Case.id == case.id)
     assert [tuple(r) for r in select_rows(once)] == [(case.id,)]
-    assert id(once) not in _DRIVER_READS
+    assert all(key[0] != id(once) for key in _DRIVER_READS)
 
 
-def test_driver_reads_are_seen_by_statement_listeners(app, pg):
+def test_driver_reads_are_seen_by_statement_listeners(app, driver):
     case = _a_case_with_parties_and_timeline()
     stmt = prepared(("test.driver_reads", "timeline"), STATEMENTS["timeline"], server_prepare=True)
     select_rows(stmt, {"case_id": case.id})
@@ -108,7 +118,7 @@ def test_a_failed_driver_read_is_sqlalchemys_error_and_is_not_committed(pg):
     select_rows(stmt, {"id": 1})
     with pytest.raises(exc.DBAPIError):
         select_rows(stmt, {"id": "not a number"})
-    assert _DRIVER_READS[id(stmt)].usable
+    assert _read(stmt).usable
     # a failed statement (even a SELECT) leaves the transaction to the rollback
     assert end_read_only_transaction() is False
     app_db.session.rollback()
@@ -135,3 +145,29 @@ def test_a_lost_connection_is_invalidated(pg, database_url):
             assert read.run(conn, {"id": -1}) == []  # reconnected
     finally:
         engine.dispose()
+
+
+def test_a_failed_sqlite_read_is_sqlalchemys_error(driver):
+    if not is_sqlite():
+        return  # PostgreSQL: the two tests above
+    from sqlalchemy import String, cast
+    stmt = prepared(("test.driver_reads", "json"), lambda: select(
+        func.json_extract(cast(bindparam("doc"), String), "$.a").label("a")))
+    assert [tuple(r) for r in select_rows(stmt, {"doc": '{"a": 1}'})] == [(1,)]
+    assert _read(stmt).usable
+    with pytest.raises(exc.DBAPIError, match="malformed JSON"):
+        select_rows(stmt, {"doc": "not json"})
+    assert [tuple(r) for r in select_rows(stmt, {"doc": '{"a": "二"}'})] == [("二",)]
+
+
+def test_a_date_parameter_and_dates_back(driver):
+    """A date given as a parameter is bound as the database stores it (SQLite: ISO text, by the
+    type's bind processor) and dates come back as dates."""
+    case = _a_case_with_parties_and_timeline()
+    stmt = prepared(("test.driver_reads", "since"), lambda: select(Case.id, Case.registered_on)
+                    .where(Case.registered_on >= bindparam("since", type_=Case.registered_on.type),
+                           Case.id == bindparam("id")))
+    driver_rows, core = _both_ways(stmt, {"since": case.registered_on, "id": case.id})
+    assert [tuple(r) for r in driver_rows] == [tuple(r) for r in core] == [(case.id, case.registered_on)]
+    assert _read(stmt).usable
+    assert select_rows(stmt, {"since": case.registered_on.replace(year=case.registered_on.year + 1), "id": case.id}) == []
