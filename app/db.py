@@ -593,7 +593,7 @@ def select_rows(stmt, params: dict | None = None) -> list:
 def select_entities(stmt, params: dict | None = None) -> list:
     """The instances ``session.scalars(stmt, params)`` returns for ``stmt``, a SELECT of one
     model kept by ``prepared`` (``select(Model).where(...).order_by(...)``), read as rows of its
-    columns (``select_rows``: on PostgreSQL the driver path) and made the session's by
+    columns (``select_rows``: the driver path) and made the session's by
     ``persistent_from_row``: the same objects, in the same order, one the session holds kept
     (its expired attributes filled in).
 

@@ -245,7 +245,7 @@ def load_user_from_cookie(user_id: str) -> Optional[User]:
     # One row: the user's columns, their unit's and the write counters the caches are keyed on
     # (``app.reports.cache``: the settings, the ledger's filter choices and the reports then
     # cost no statement for them).  A statement kept per process and read as a row
-    # (``select_rows``: on PostgreSQL straight on the driver), the user and the unit then made
+    # (``select_rows``: straight on the driver), the user and the unit then made
     # the session's own instances from it (``persistent_from_row``): every request of a
     # logged-in user runs this first, and the ORM's query machinery cost more than the read.
     rows = select_rows(prepared("user.row", _user_statement, server_prepare=True), {"id": uid})

@@ -589,7 +589,7 @@ def case_detail(user: User, number: str) -> Case:
     rows of the case (``related_tables``, one correlated EXISTS per table), so the page's
     sections need no statement of their own to find out.
 
-    The case and its three places come as one row (``select_rows``: on PostgreSQL straight on
+    The case and its three places come as one row (``select_rows``: straight on
     the driver), made the session's instances by ``persistent_from_row``; they are then
     persistent as if queried (changes flushed, with the case's version check; relationships
     not set load when first read).  Why: the ORM's query machinery for an entity with three
