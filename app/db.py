@@ -732,13 +732,7 @@ class _DriverRead:
             # (position, processor) of the few columns that have one
             self.processors = tuple((i, p) for i, p in enumerate(found) if p) or None
         if self.processors is not None:
-            processed = []
-            for row in rows:
-                values = list(row)
-                for i, process in self.processors:
-                    values[i] = process(values[i])
-                processed.append(make(values))
-            rows = processed
+            rows = _processed(rows, self.processors, make)
         return rows
 
     def _statement_cursor(self, pooled):
@@ -816,13 +810,19 @@ class _SQLiteRead:
         make = self.row._make
         if self.processors is None:
             return [make(row) for row in rows]
-        processed = []
-        for row in rows:
-            row = list(row)
-            for i, process in self.processors:
-                row[i] = process(row[i])
-            processed.append(make(row))
-        return processed
+        return _processed(rows, self.processors, make)
+
+
+def _processed(rows, processors: tuple, make) -> list:
+    """``rows`` with each column's result processor applied (``processors``: (position,
+    processor) of the columns that have one), as ``make``'s named tuples."""
+    processed = []
+    for row in rows:
+        values = list(row)
+        for i, process in processors:
+            values[i] = process(values[i])
+        processed.append(make(values))
+    return processed
 
 
 _CURSORS = "qy_statement_cursors"
