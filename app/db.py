@@ -231,6 +231,12 @@ _TRANSACTIONAL_SELECT = re.compile(
     r"pg_notify|txid_current|pg_current_xact_id", re.IGNORECASE)
 
 
+def _no_transaction_open(driver) -> bool:
+    """Whether the psycopg connection ``driver`` runs under the lazy BEGIN (autocommit mode) and
+    has no transaction open: nothing sent needs ending, a statement that needs one begins it."""
+    return driver.autocommit and driver.pgconn.transaction_status == _IDLE
+
+
 def needs_transaction(statement: str) -> bool:
     """Whether ``statement`` must run inside a transaction on PostgreSQL: everything but a
     plain SELECT (``_TRANSACTIONAL_SELECT`` names the SELECTs that are not plain)."""
@@ -268,7 +274,7 @@ def _begin_transactions_when_needed(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _begin_if_needed(conn, cursor, statement, _parameters, context, _executemany):
         driver = cursor.connection
-        if driver.pgconn.transaction_status != _IDLE or not driver.autocommit:
+        if not _no_transaction_open(driver):
             return
         options = context.execution_options if context is not None else conn.get_execution_options()
         if options.get("isolation_level") == "AUTOCOMMIT":
@@ -286,7 +292,7 @@ def begin_driver_transaction(conn) -> None:
     something the engine's events do not see writes on the driver connection (a COPY,
     ``app.bulk``); see ``_begin_transactions_when_needed``."""
     driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql" and driver.autocommit and driver.pgconn.transaction_status == _IDLE:
+    if conn.dialect.name == "postgresql" and _no_transaction_open(driver):
         driver.execute("BEGIN")
 
 
@@ -321,7 +327,7 @@ def end_read_only_transaction(sess=None) -> bool:
     if conn.dialect.name != "postgresql" or conn.info.get("qy_wrote", True):
         return False
     driver = conn.connection.driver_connection
-    if driver.autocommit and driver.pgconn.transaction_status == _IDLE:
+    if _no_transaction_open(driver):
         # only plain reads, which opened no transaction (``_begin_transactions_when_needed``):
         # nothing to end, and the session's close sends nothing either (SQLAlchemy's commit
         # machinery was ~3 % of a case page's Python for no statement)
@@ -583,8 +589,8 @@ def select_rows(stmt, params: dict | None = None) -> list:
         dialect = conn.dialect
         read = _DRIVER_READS.get((id(stmt), dialect.name))
         if read is None:
-            kind = _DriverRead if dialect.name == "postgresql" else _SQLiteRead if dialect.name == "sqlite" else None
-            read = _DRIVER_READS[(id(stmt), dialect.name)] = kind.compile(stmt, dialect) if kind else _NOT_USABLE
+            kind = _DriverRead if dialect.name == "postgresql" else _SQLiteRead  # the two databases this app runs on
+            read = _DRIVER_READS[(id(stmt), dialect.name)] = kind.compile(stmt, dialect)
         if read.usable:
             return read.run(conn, params or {})
     return conn.execute(stmt, params or {}).all()
@@ -648,12 +654,6 @@ _UNKNOWN = object()
 _DRIVER_READS: dict[tuple[int, str], Any] = {}  # (id of a kept statement, dialect) → its compiled form
 
 
-class _NotUsable:
-    usable = False
-
-
-_NOT_USABLE = _NotUsable()
-
 
 class _DriverRead:
     """A kept SELECT compiled once for the PostgreSQL driver, and run there.
@@ -690,19 +690,12 @@ class _DriverRead:
     def compile(cls, stmt, dialect) -> "_DriverRead":
         read = cls()
         compiled = stmt.compile(dialect=dialect)
-        names = [entry.keyname for entry in compiled._result_columns]
         read.types = tuple(entry.type for entry in compiled._result_columns)
         read.processors = _UNKNOWN  # the driver's column types are known at the first run
-        read.usable = bool(
-            names and len(set(names)) == len(names)
-            and all(n.isidentifier() and not n.startswith("_") for n in names)
-            and not compiled.post_compile_params and not compiled.literal_execute_params
-            and not compiled.escaped_bind_names and not compiled._bind_processors
-            and compiled.positiontup is None)
+        read.row, read.constants = _compiled_shape(compiled)
+        read.usable = (read.row is not None and not compiled._bind_processors and compiled.positiontup is None)
         read.sql = compiled.string
         read.raw_sql, read.param_names = _numbered_placeholders(read.sql)
-        read.constants = {name: value for name, value in compiled.params.items() if value is not None}
-        read.row = namedtuple("Row", names) if read.usable else None
         read.prepare = bool(stmt.get_execution_options().get(SERVER_PREPARE))
         read.dialect = dialect
         return read
@@ -770,18 +763,12 @@ class _SQLiteRead:
     def compile(cls, stmt, dialect) -> "_SQLiteRead":
         read = cls()
         compiled = stmt.compile(dialect=dialect)
-        names = [entry.keyname for entry in compiled._result_columns]
-        read.usable = bool(
-            names and len(set(names)) == len(names)
-            and all(n.isidentifier() and not n.startswith("_") for n in names)
-            and not compiled.post_compile_params and not compiled.literal_execute_params
-            and not compiled.escaped_bind_names and compiled.positiontup is not None)
+        read.row, read.constants = _compiled_shape(compiled)
+        read.usable = read.row is not None and compiled.positiontup is not None
         read.sql = compiled.string
         read.positions = tuple(compiled.positiontup or ())
-        read.constants = {name: value for name, value in compiled.params.items() if value is not None}
         binds = compiled._bind_processors
         read.binds = tuple((i, binds[name]) for i, name in enumerate(read.positions) if name in binds) or None
-        read.row = namedtuple("Row", names) if read.usable else None
         found = [entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns]
         read.processors = tuple((i, p) for i, p in enumerate(found) if p) or None
         return read
@@ -811,6 +798,20 @@ class _SQLiteRead:
         if self.processors is None:
             return [make(row) for row in rows]
         return _processed(rows, self.processors, make)
+
+
+def _compiled_shape(compiled) -> tuple[Optional[type], dict]:
+    """What both driver reads take from a compiled SELECT: the named-tuple type of its rows —
+    None when the statement cannot be run on the driver (list parameters, values rendered into
+    the SQL at execution, escaped parameter names, result names that cannot name a tuple field)
+    — and the constants the compiler took out of it."""
+    names = [entry.keyname for entry in compiled._result_columns]
+    usable = (names and len(set(names)) == len(names)
+              and all(n.isidentifier() and not n.startswith("_") for n in names)
+              and not compiled.post_compile_params and not compiled.literal_execute_params
+              and not compiled.escaped_bind_names)
+    constants = {name: value for name, value in compiled.params.items() if value is not None}
+    return (namedtuple("Row", names) if usable else None), constants
 
 
 def _processed(rows, processors: tuple, make) -> list:
